@@ -1,0 +1,3 @@
+from scoring_runtime.cli import main
+
+main()

@@ -1,0 +1,244 @@
+"""Settings, declared once. Each field names its environment variable and, where it has one, its CLI flag.
+
+Precedence: CLI flag > environment > config file (keys are the environment names) > default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scoring_runtime.errors import ConfigError
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL"}
+
+
+def _text(raw: object) -> str:
+    if isinstance(raw, (dict, list)):
+        raise ValueError(f"expected a string, got {json.dumps(raw)}")
+    return str(raw).strip()
+
+
+def _optional_text(raw: object) -> str | None:
+    return _text(raw) or None
+
+
+def _integer(minimum: int, maximum: int | None = None) -> Callable[[object], int]:
+    def parse(raw: object) -> int:
+        if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+            raise ValueError(f"expected an integer, got {raw!r}")
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {raw!r}") from None
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"must be at most {maximum}, got {value}")
+        return value
+
+    return parse
+
+
+def _port(raw: object) -> int:
+    return _integer(1, 65535)(raw)
+
+
+def _optional_port(raw: object) -> int | None:
+    return None if raw in (None, "") else _port(raw)
+
+
+def _boolean(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _log_level(raw: object) -> str:
+    level = _text(raw).upper()
+    if level not in _LOG_LEVELS:
+        raise ValueError(f"expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {raw!r}")
+    return "WARNING" if level == "WARN" else level
+
+
+def _origins(raw: object) -> tuple[str, ...]:
+    items = raw if isinstance(raw, list) else _text(raw).split(",")
+    return tuple(origin for origin in (str(item).strip() for item in items) if origin)
+
+
+def _setting(env: str, parse: Callable[[object], Any], default: Any, doc: str, cli: str | None = None) -> Any:
+    metadata = {"env": env, "parse": parse, "doc": doc, "cli": cli}
+    if callable(default):
+        return field(default_factory=default, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_root: Path = _setting(
+        "AML_APP_ROOT",
+        lambda raw: Path(_text(raw)),
+        Path.cwd,
+        "Folder the entry script and its relative paths are resolved from (default: the current directory).",
+    )
+    entry_script: str | None = _setting(
+        "AZUREML_ENTRY_SCRIPT",
+        _optional_text,
+        None,
+        "Path of score.py; relative paths are taken from the app root. Unset: `import main`.",
+        "entry_script",
+    )
+    source_dir: str | None = _setting(
+        "AZUREML_SOURCE_DIRECTORY", _optional_text, None, "Folder under the app root that is put on sys.path."
+    )
+    model_dir: str | None = _setting(
+        "AZUREML_MODEL_DIR",
+        _optional_text,
+        None,
+        "Model folder given to the script as AZUREML_MODEL_DIR, verbatim.",
+        "model_dir",
+    )
+    config_file: str | None = _setting(
+        "AZUREML_CONFIG_FILE", _optional_text, None, "JSON file of settings keyed by environment name.", "config_file"
+    )
+    service_name: str = _setting("SERVICE_NAME", _text, "ML service", "Service name used in the swagger document.")
+    service_version: str = _setting("SERVICE_VERSION", _text, "1.0", "Service version used in the swagger document.")
+    service_path_prefix: str = _setting("SERVICE_PATH_PREFIX", _text, "", "Path prefix used in the swagger document.")
+    scoring_timeout_ms: int = _setting(
+        "SCORING_TIMEOUT_MS",
+        _integer(0),
+        3_600_000,
+        "Longest run() call in milliseconds before the client gets a 500; 0 disables it.",
+    )
+    worker_count: int = _setting(
+        "WORKER_COUNT",
+        _integer(1),
+        1,
+        "Worker processes; 1 serves from this process with uvicorn, more use gunicorn.",
+        "worker_count",
+    )
+    worker_timeout: int = _setting(
+        "WORKER_TIMEOUT", _integer(1), 300, "Seconds gunicorn lets a worker go silent before replacing it."
+    )
+    worker_preload: bool = _setting(
+        "WORKER_PRELOAD",
+        _boolean,
+        False,
+        "Import score.py and run init() once before forking workers, sharing the model's memory.",
+    )
+    log_level: str = _setting("AZUREML_LOG_LEVEL", _log_level, "INFO", "Level of the server's and the script's logs.")
+    cors_origins: tuple[str, ...] = _setting(
+        "AML_CORS_ORIGINS", _origins, (), "Comma-separated origins allowed by CORS.", "access_control_allow_origins"
+    )
+    host: str = _setting("SCORING_HOST", _text, "0.0.0.0", "Address to listen on.", "host")
+    port: int = _setting("SERVER_PORT", _port, 5001, "Port of the scoring server.", "port")
+    health_port: int | None = _setting(
+        "HEALTH_PORT", _optional_port, None, "A second port serving the same routes, for probes.", "health_port"
+    )
+    max_concurrency: int = _setting(
+        "SCORING_MAX_CONCURRENCY", _integer(1), 1, "run() calls allowed at once in each worker.", "max_concurrency"
+    )
+    server_version_header: bool = _setting(
+        "SERVER_VERSION_LOG_RESPONSE_ENABLED", _boolean, True, "Send the x-ms-server-version response header."
+    )
+
+    def entry_script_path(self) -> Path | None:
+        if self.entry_script is None:
+            return None
+        return (self.app_root / self.entry_script).absolute()
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+ENV_NAMES = {f.metadata["env"]: f.name for f in FIELDS.values()}
+
+
+def load_settings(
+    cli: Mapping[str, object] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[Settings, list[str]]:
+    """Merge the sources into Settings. Returns the settings and warnings worth logging.
+
+    `cli` is keyed by field name (None values mean "not given"); `environ` defaults to os.environ.
+    """
+    env = os.environ if environ is None else environ
+    given = {name: value for name, value in (cli or {}).items() if value is not None}
+    unknown = set(given) - set(FIELDS)
+    if unknown:
+        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for name, spec in FIELDS.items():
+        envname = spec.metadata["env"]
+        if name in given:
+            values[name] = _parse(name, given[name], _flag_label(name))
+        elif env.get(envname, "") != "":
+            values[name] = _parse(name, env[envname], envname)
+    values.setdefault("app_root", (cwd or Path.cwd()))
+    values["app_root"] = Path(values["app_root"]).absolute()
+
+    warnings: list[str] = []
+    config_path = _find_config_file(values)
+    if config_path is not None:
+        file_values = _read_config_file(config_path)
+        for key, raw in file_values.items():
+            field_name = ENV_NAMES.get(key)
+            if field_name is None:
+                warnings.append(f"Ignoring unknown key {key!r} in config file {config_path}")
+            elif field_name not in values and field_name != "config_file":
+                values[field_name] = _parse(field_name, raw, f"{key} in {config_path}")
+        values["config_file"] = str(config_path)
+
+    if "health_port" not in values and env.get("SEPERATE_HEALTH_ENDPOINT", "").lower() == "true":
+        values["health_port"] = 5000
+    return Settings(**values), warnings
+
+
+def _flag_label(name: str) -> str:
+    cli = FIELDS[name].metadata["cli"]
+    return f"--{cli}" if cli else name
+
+
+def _parse(name: str, raw: object, label: str) -> Any:
+    try:
+        return FIELDS[name].metadata["parse"](raw)
+    except ValueError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+
+
+def _find_config_file(values: Mapping[str, Any]) -> Path | None:
+    app_root: Path = values["app_root"]
+    explicit = values.get("config_file")
+    if explicit:
+        path: Path = (app_root / explicit).absolute()
+        if not path.is_file():
+            raise ConfigError(f"AZUREML_CONFIG_FILE: no such file: {path}")
+        return path
+    candidates = [app_root / "config.json"]
+    if values.get("entry_script"):
+        candidates.append((app_root / values["entry_script"]).parent / "config.json")
+    for candidate in candidates:
+        if candidate.is_file() and candidate.stat().st_size > 0:
+            return Path(candidate).absolute()
+    return None
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        content = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"config file {path}: cannot be read as JSON: {exc}") from None
+    if not isinstance(content, dict):
+        raise ConfigError(f"config file {path}: expected a JSON object, got {type(content).__name__}")
+    return content

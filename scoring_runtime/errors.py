@@ -1,0 +1,96 @@
+"""The one exception family of scoring_runtime.
+
+ScoringRuntimeError
+├── StartupError                 the server cannot start: exit code 3, nothing served
+│   ├── ConfigError              a setting has an invalid value
+│   └── ScriptLoadError          score.py cannot be found, imported, validated or initialised
+├── ModelNotFoundError           get_model_path() was asked for a model that is not deployed (also a LookupError)
+└── HTTPError                    answered to the client as {"message": ...}; app.py turns it into a response
+    ├── BadRequest               400: the request body or query cannot be turned into run() arguments
+    ├── NotFound                 404
+    ├── MethodNotAllowed         405
+    ├── UnsupportedMediaType     415
+    ├── HeaderTooLarge           431: a request-id header is over 100 characters
+    ├── RunFailed                500: run() raised (x-ms-run-function-failed: True)
+    ├── ScoringTimeout           500: run() took longer than SCORING_TIMEOUT_MS (x-ms-run-function-failed: True)
+    └── InternalError            500: the server failed around run(), e.g. its result cannot be encoded
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+
+class ScoringRuntimeError(Exception):
+    """Base of every error scoring_runtime raises on purpose."""
+
+
+class StartupError(ScoringRuntimeError):
+    """The server cannot start; the process exits with code 3."""
+
+
+class ConfigError(StartupError):
+    """A setting has a value that cannot be used; the message names the setting."""
+
+
+class ScriptLoadError(StartupError):
+    """The entry script could not be found, imported, validated or initialised."""
+
+
+class ModelNotFoundError(ScoringRuntimeError, LookupError):
+    """No deployed model matches the requested name and version."""
+
+
+class HTTPError(ScoringRuntimeError):
+    """An error that is answered to the client as `{"message": ...}`."""
+
+    status_code: int = HTTPStatus.INTERNAL_SERVER_ERROR
+    run_function_failed: bool = False
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BadRequest(HTTPError):
+    status_code = HTTPStatus.BAD_REQUEST
+
+
+class NotFound(HTTPError):
+    status_code = HTTPStatus.NOT_FOUND
+
+
+class MethodNotAllowed(HTTPError):
+    status_code = HTTPStatus.METHOD_NOT_ALLOWED
+
+
+class UnsupportedMediaType(HTTPError):
+    status_code = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
+class HeaderTooLarge(HTTPError):
+    status_code = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+
+
+RUN_FAILED_MESSAGE = "An unexpected error occurred in scoring script. Check the logs for more info."
+INTERNAL_ERROR_MESSAGE = "An unexpected internal error occurred. Check the logs for more info."
+
+
+class RunFailed(HTTPError):
+    run_function_failed = True
+
+    def __init__(self) -> None:
+        super().__init__(RUN_FAILED_MESSAGE)
+
+
+class ScoringTimeout(HTTPError):
+    run_function_failed = True
+
+    def __init__(self, timeout_ms: int) -> None:
+        super().__init__(f"Scoring timeout after {timeout_ms} ms")
+
+
+class InternalError(HTTPError):
+    def __init__(self) -> None:
+        super().__init__(INTERNAL_ERROR_MESSAGE)

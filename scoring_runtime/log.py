@@ -1,0 +1,76 @@
+"""Logging in the reference server's line format, the print() hook, and the user's logging.json override."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import logging.config
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+LINE_FORMAT = "%(asctime)s %(levelname).1s [%(process)d] %(name)s - %(message)s"
+
+logger = logging.getLogger("scoring_runtime")
+access_logger = logging.getLogger("scoring_runtime.access")
+print_logger = logging.getLogger("scoring_runtime.print")
+
+_original_print = builtins.print
+
+
+class UTCFormatter(logging.Formatter):
+    converter = staticmethod(time.gmtime)
+
+
+def configure_logging(level: str, override_dirs: tuple[Path, ...] = ()) -> None:
+    """Send every logger (ours, uvicorn's, gunicorn's, the user's) through one stdout handler on the root logger.
+
+    The root logger is configured, unlike the reference, so that `logging.info` in score.py is not lost.
+    """
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(UTCFormatter(LINE_FORMAT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "gunicorn.error"):
+        named = logging.getLogger(name)
+        named.handlers = []
+        named.propagate = True
+        named.setLevel(logging.NOTSET)
+    # Our own access lines replace the servers' ones.
+    for name in ("uvicorn.access", "gunicorn.access"):
+        logging.getLogger(name).disabled = True
+    for directory in override_dirs:
+        candidate = directory / "logging.json"
+        if candidate.is_file():
+            _apply_override(candidate)
+            break
+
+
+def _apply_override(path: Path) -> None:
+    config: dict[str, Any] = json.loads(path.read_text())
+    config.setdefault("disable_existing_loggers", False)
+    logging.config.dictConfig(config)
+    logger.info("Loaded logging config from %s", path)
+
+
+def install_print_hook() -> None:
+    """Route print() to stdout, or with no file, to the `scoring_runtime.print` logger, one record per call."""
+    builtins.print = _logging_print
+
+
+def uninstall_print_hook() -> None:
+    builtins.print = _original_print
+
+
+def _logging_print(
+    *args: object, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
+) -> None:
+    if file is not None and file is not sys.stdout:
+        _original_print(*args, sep=sep, end=end, file=file, flush=flush)
+        return
+    print_logger.info((" " if sep is None else sep).join(str(arg) for arg in args))

@@ -1,0 +1,144 @@
+"""Request bodies and query strings into run() arguments; run() results into response bytes.
+
+JSON is parsed once, with orjson. Only when orjson refuses a body does the standard library look at it, so that
+what the reference accepts (NaN, byte-order marks, UTF-16/32, huge integers) is still accepted and what it rejects
+gets the reference's exact error text.
+
+Result encoding (one policy, documented in docs/compatibility.md): JSON via orjson; NaN and infinities become
+`null`; numpy arrays and scalars become lists and numbers; a pandas DataFrame becomes a list of records and a
+Series a list of values; `None` becomes `{}`; bytes are sent as application/octet-stream.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from scoring_runtime.errors import BadRequest, InternalError, UnsupportedMediaType
+
+logger = logging.getLogger("scoring_runtime")
+
+JSON_TYPE = "application/json"
+OCTET_STREAM = "application/octet-stream"
+_ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def plain_input(method: str, body: bytes, query_string: bytes) -> str:
+    """The text an undecorated run(data) gets: the POST body, or the GET query as JSON text."""
+    if method == "GET":
+        return json.dumps(query_values(query_string))
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"Input cannot be decoded as UTF-8: {exc}") from None
+
+
+def query_values(query_string: bytes) -> dict[str, Any]:
+    """Query parameters, each value read as JSON where it is JSON (`1` -> 1, `abc` -> "abc"); repeated keys: lists."""
+    values: dict[str, Any] = {}
+    repeated: set[str] = set()
+    for key, text in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        value = _json_or_text(text)
+        if key not in values:
+            values[key] = value
+        elif key in repeated:
+            values[key].append(value)
+        else:
+            values[key] = [values[key], value]
+            repeated.add(key)
+    return values
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+
+def typed_input(method: str, body: bytes, query_string: bytes, content_type: str | None) -> dict[str, Any]:
+    """The JSON object (POST) or query parameters (GET) whose keys are run()'s parameter names."""
+    if method == "GET":
+        return query_values(query_string)
+    if not is_json_type(content_type):
+        raise UnsupportedMediaType("Expects Content-Type to be application/json")
+    if not body:
+        raise BadRequest("POST body is empty. Expecting a JSON dictionary.")
+    data = parse_json(body)
+    if not isinstance(data, dict):
+        raise BadRequest("POST body should be a JSON dictionary.")
+    return data
+
+
+def is_json_type(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    mimetype = content_type.split(";", 1)[0].strip().lower()
+    return mimetype == JSON_TYPE or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"POST body could not be decoded as JSON: {exc}") from None
+
+
+def run_arguments(data: dict[str, Any], parameters: Iterable[str], required: frozenset[str]) -> dict[str, Any]:
+    """Pick run()'s parameters out of the request's JSON object by name; extra keys are ignored."""
+    kwargs = {}
+    for name in parameters:
+        if name in data:
+            kwargs[name] = data[name]
+        elif name in required:
+            raise BadRequest(f"A value is not provided for the {name!r} parameter.")
+    return kwargs
+
+
+def encode_result(value: Any) -> tuple[bytes, str]:
+    """run()'s return value as (body, media type)."""
+    if value is None:
+        return b"{}", JSON_TYPE
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value), OCTET_STREAM
+    try:
+        return orjson.dumps(value, default=_to_builtin, option=_ORJSON_OPTIONS), JSON_TYPE
+    except TypeError as exc:
+        reason = exc
+    try:
+        # orjson stops at integers beyond 64 bits, which the standard library writes.
+        return json.dumps(value, default=_to_builtin, allow_nan=False).encode(), JSON_TYPE
+    except (TypeError, ValueError):
+        pass
+    logger.error("run() returned a value that cannot be encoded as JSON (%s): %s", type(value).__name__, reason)
+    raise InternalError()
+
+
+def _to_builtin(value: Any) -> Any:
+    """orjson's fallback for what it does not encode itself."""
+    module = type(value).__module__
+    if module.startswith("pandas"):
+        if type(value).__name__ in ("NAType", "NaTType"):
+            return None
+        if hasattr(value, "to_dict") and hasattr(value, "columns"):
+            return value.to_dict(orient="records")
+        if hasattr(value, "tolist"):
+            return value.tolist()
+        if hasattr(value, "isoformat"):
+            return value.isoformat()
+    if module == "numpy":
+        if hasattr(value, "tolist"):
+            return value.tolist()
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")

@@ -1,0 +1,132 @@
+"""Per-request identity and bookkeeping, as pure ASGI middleware: request ids, echoed headers, access log.
+
+Request ids follow the reference (spec section 5) exactly, 431 answers included, with two differences recorded in
+docs/compatibility.md: the liveness probe `GET /` never answers 431, and every response (404 and 405 included)
+carries the id headers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from scoring_runtime.log import access_logger, logger
+
+MAX_ID_LENGTH = 100
+_REQUEST_ID = b"x-request-id"
+_LEGACY_ID = b"x-ms-request-id"
+_CLIENT_ID = b"x-ms-client-request-id"
+_TRACE_ID = b"traceid"
+_SERVER_VERSION = b"x-ms-server-version"
+_OWNED = frozenset({_REQUEST_ID, _LEGACY_ID, _CLIENT_ID, _TRACE_ID, _SERVER_VERSION})
+_LOGGED_PATHS = frozenset({"/score", "/swagger.json"})
+_LEGACY_WARNING = (
+    "x-ms-request-id header has been deprecated and will be removed from future versions of the server. "
+    "Please use x-ms-client-request-id."
+)
+
+
+@dataclass(frozen=True)
+class RequestIds:
+    request_id: str
+    legacy_id: str
+    client_id: str
+    trace_id: str | None
+    # The message of the 431 answer, when an id is too long.
+    rejection: str | None = None
+
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        headers = []
+        if self.request_id:
+            headers.append((_REQUEST_ID, self.request_id.encode("latin-1")))
+        if self.rejection is not None:
+            return headers
+        if self.legacy_id:
+            headers.append((_LEGACY_ID, self.legacy_id.encode("latin-1")))
+        if self.client_id:
+            headers.append((_CLIENT_ID, self.client_id.encode("latin-1")))
+        if self.trace_id is not None:
+            headers.append((_TRACE_ID, self.trace_id.encode("latin-1")))
+        return headers
+
+
+def derive_ids(headers: list[tuple[bytes, bytes]]) -> RequestIds:
+    found: dict[bytes, str] = {}
+    for name, value in headers:
+        if name in _OWNED and name not in found:
+            found[name] = value.decode("latin-1")
+    request_id = found[_REQUEST_ID] if _REQUEST_ID in found else str(uuid.uuid4())
+    if len(request_id) > MAX_ID_LENGTH:
+        return RequestIds("", "", "", None, "x-request-id must not exceed 100 characters")
+    legacy = found.get(_LEGACY_ID, "")
+    client = found.get(_CLIENT_ID, "")
+    if legacy:
+        logger.warning(_LEGACY_WARNING)
+        client = client or legacy
+    else:
+        legacy = client or request_id
+    ids = RequestIds(request_id, legacy, client, found.get(_TRACE_ID))
+    if len(legacy) > MAX_ID_LENGTH or len(client) > MAX_ID_LENGTH:
+        message = "x-ms-request-id and x-ms-client-request-id must not exceed 100 characters"
+        return RequestIds(request_id, "", "", None, message)
+    return ids
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, server_version: str | None) -> None:
+        self.app = app
+        self.server_version = server_version.encode("latin-1") if server_version else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        ids = derive_ids(scope["headers"])
+        if ids.rejection is not None:
+            if path != "/":
+                await self._reject(ids, send)
+                return
+            ids = RequestIds("", "", "", None)
+        logged = path in _LOGGED_PATHS and access_logger.isEnabledFor(20)
+        start = time.perf_counter()
+        status = 0
+        length = "N/A"
+        extra = ids.response_headers()
+        if self.server_version is not None:
+            extra.append((_SERVER_VERSION, self.server_version))
+        # Headers the server sets replace any the response already has, rather than being sent twice.
+        replaced = {name for name, _ in extra}
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, length
+            if message["type"] == "http.response.start":
+                headers = [(name, value) for name, value in message.get("headers", ()) if name.lower() not in replaced]
+                headers.extend(extra)
+                message["headers"] = headers
+                if logged:
+                    status = message["status"]
+                    length = next((value.decode() for name, value in headers if name == b"content-length"), "N/A")
+            await send(message)
+            if logged and message["type"] == "http.response.body" and not message.get("more_body", False):
+                query = scope.get("query_string", b"")
+                target = f"{path}?{query.decode('latin-1')}" if query else path
+                elapsed = (time.perf_counter() - start) * 1000.0
+                access_logger.info("%s %s %d %.3fms %s", scope["method"], target, status, elapsed, length)
+
+        await self.app(scope, receive, send_with_headers)
+
+    async def _reject(self, ids: RequestIds, send: Send) -> None:
+        body = json.dumps({"message": ids.rejection}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-ms-run-function-failed", b"False"),
+            *ids.response_headers(),
+        ]
+        await send({"type": "http.response.start", "status": 431, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,47 @@
+"""What inference-schema knows about run(), and telling its input-conversion errors from the user's errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import CodeType, TracebackType
+from typing import Any
+
+from inference_schema import schema_decorators, schema_util
+
+_SCHEMA_MODULE = schema_decorators.__name__
+_CONVERT_CODE = schema_decorators._deserialize_input_argument.__code__
+
+
+def is_decorated(run: Callable[..., Any]) -> bool:
+    return bool(schema_util.is_schema_decorated(run))
+
+
+def user_code(run: Callable[..., Any]) -> CodeType | None:
+    """The code object of what runs once inference-schema has converted the inputs.
+
+    The decorators are wrapt proxies whose wrapper function lives in inference_schema.schema_decorators; the
+    first object below the last of them is the user's function (or a decorator of the user's under them).
+    """
+    current: Any = run
+    while getattr(getattr(current, "_self_wrapper", None), "__module__", None) == _SCHEMA_MODULE:
+        current = current.__wrapped__
+    code = getattr(current, "__code__", None)
+    return code if isinstance(code, CodeType) else None
+
+
+def conversion_failure(exc: BaseException, code: CodeType | None) -> str | None:
+    """The parameter whose input inference-schema failed to convert, or None when `exc` came from user code.
+
+    The conversion runs before the user's function is entered, so an exception raised under it has a traceback
+    that passes through `_deserialize_input_argument` and never through the user's code object.
+    """
+    parameter: str | None = None
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        frame_code = tb.tb_frame.f_code
+        if frame_code is code:
+            return None
+        if frame_code is _CONVERT_CODE and parameter is None:
+            parameter = str(tb.tb_frame.f_locals.get("param_name"))
+        tb = tb.tb_next
+    return parameter

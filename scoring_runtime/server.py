@@ -1,0 +1,114 @@
+"""Serving: uvicorn in this process for one worker, gunicorn with uvicorn workers for several."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import Any
+
+import uvicorn
+
+from scoring_runtime import __version__
+from scoring_runtime.app import ScoringApp, load_user_script
+from scoring_runtime.config import Settings
+from scoring_runtime.errors import StartupError
+from scoring_runtime.log import configure_logging, install_print_hook
+from scoring_runtime.user_script import UserScript, init_failure, run_init
+
+logger = logging.getLogger("scoring_runtime")
+
+STARTUP_FAILURE = 3
+
+
+def run(settings: Settings, warnings: list[str] | None = None) -> int:
+    """Serve until stopped; return the process exit code."""
+    script_path = settings.entry_script_path()
+    override_dirs = (settings.app_root,) + ((script_path.parent,) if script_path else ())
+    configure_logging(settings.log_level, override_dirs)
+    install_print_hook()
+    for warning in warnings or ():
+        logger.warning(warning)
+    _log_banner(settings)
+    if settings.worker_count == 1:
+        return _run_uvicorn(settings)
+    return _run_gunicorn(settings)
+
+
+def _log_banner(settings: Settings) -> None:
+    logger.info("scoring_runtime %s", __version__)
+    logger.info("Entry script: %s", settings.entry_script_path() or "main (from sys.path)")
+    logger.info("Model directory: %s", settings.model_dir)
+    logger.info("Config file: %s", settings.config_file)
+    logger.info("Workers: %d, run() concurrency per worker: %d", settings.worker_count, settings.max_concurrency)
+    ports = f"{settings.port}" + (f", health {settings.health_port}" if settings.health_port else "")
+    logger.info("Listening on %s port %s", settings.host, ports)
+    if settings.model_dir is None:
+        logger.info("AZUREML_MODEL_DIR is not set; use --model_dir to set it.")
+
+
+def _binds(settings: Settings) -> list[tuple[str, int]]:
+    binds = [(settings.host, settings.port)]
+    if settings.health_port is not None and settings.health_port != settings.port:
+        binds.append((settings.host, settings.health_port))
+    return binds
+
+
+def _run_uvicorn(settings: Settings) -> int:
+    app = ScoringApp(settings)
+    configs = [
+        uvicorn.Config(app, host=host, port=port, lifespan="on", log_config=None, access_log=False)
+        for host, port in _binds(settings)
+    ]
+    server = uvicorn.Server(configs[0])
+    sockets = [config.bind_socket() for config in configs] if len(configs) > 1 else None
+    server.run(sockets=sockets)
+    return 0 if server.started else STARTUP_FAILURE
+
+
+def preload(settings: Settings) -> UserScript:
+    """Import the script and run init() in this process, before gunicorn forks the workers."""
+    script = load_user_script(settings)
+    pending = run_init(script, settings.model_dir)
+    if inspect.isawaitable(pending):
+        try:
+            asyncio.run(pending)  # type: ignore[arg-type]
+        except BaseException as exc:
+            raise init_failure(exc, settings.model_dir) from None
+        logger.info("Users's init has completed successfully")
+    return script
+
+
+def _run_gunicorn(settings: Settings) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    script = None
+    if settings.worker_preload:
+        try:
+            script = preload(settings)
+        except StartupError:
+            return STARTUP_FAILURE
+
+    options: dict[str, Any] = {
+        "bind": [f"{host}:{port}" for host, port in _binds(settings)],
+        "workers": settings.worker_count,
+        "worker_class": "scoring_runtime.gunicorn_worker.ScoringWorker",
+        "logger_class": "scoring_runtime.gunicorn_worker.GunicornLogger",
+        "timeout": settings.worker_timeout,
+        "keepalive": 5,
+        "proc_name": "scoring_runtime",
+        # gunicorn 27 would otherwise share one control socket in $HOME between every instance on the machine.
+        "control_socket_disable": True,
+    }
+
+    class Application(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> ScoringApp:
+            return ScoringApp(settings, script)
+
+    # gunicorn's arbiter leaves through sys.exit: 0 on a normal stop, 3 when a worker cannot boot.
+    Application().run()
+    return 0
