@@ -121,8 +121,11 @@ class AMLResponse(Response):
             media_type = _JSON
         else:
             body = message
-            media_type = user_type or _HTML
-        super().__init__(body, status_code=status_code, media_type=media_type)
+            media_type = _HTML
+        # A Content-Type the script chose goes out exactly as given, once.
+        super().__init__(body, status_code=status_code, media_type=None if user_type else media_type)
+        if user_type:
+            self.raw_headers.append((b"content-type", user_type.encode("latin-1")))
         failed = run_function_failed or status_code >= 500
         self.raw_headers.append((b"x-ms-run-function-failed", b"True" if failed else b"False"))
         for name, value in headers.items():

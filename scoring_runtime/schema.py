@@ -22,10 +22,17 @@ def user_code(run: Callable[..., Any]) -> CodeType | None:
     The decorators are wrapt proxies whose wrapper function lives in inference_schema.schema_decorators; the
     first object below the last of them is the user's function (or a decorator of the user's under them).
     """
+    # A decorator of the user's above the schema decorators runs before the conversion, so the whole __wrapped__
+    # chain is walked and the object under the last schema layer is kept.
     current: Any = run
-    while getattr(getattr(current, "_self_wrapper", None), "__module__", None) == _SCHEMA_MODULE:
-        current = current.__wrapped__
-    code = getattr(current, "__code__", None)
+    below_schema: Any = run
+    for _ in range(100):
+        if current is None:
+            break
+        if getattr(getattr(current, "_self_wrapper", None), "__module__", None) == _SCHEMA_MODULE:
+            below_schema = current.__wrapped__
+        current = getattr(current, "__wrapped__", None)
+    code = getattr(below_schema, "__code__", None)
     return code if isinstance(code, CodeType) else None
 
 

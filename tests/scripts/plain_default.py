@@ -1,0 +1,6 @@
+def init():
+    pass
+
+
+def run(data, color="red"):
+    return {"data": data, "color": color}

@@ -1,0 +1,9 @@
+from helper_module import VALUE
+
+
+def init():
+    pass
+
+
+def run(data):
+    return VALUE
