@@ -81,6 +81,7 @@ def preload(settings: Settings) -> UserScript:
 
 def _run_gunicorn(settings: Settings) -> int:
     from gunicorn.app.base import BaseApplication
+    from gunicorn.errors import HaltServer
 
     script = None
     if settings.worker_preload:
@@ -109,6 +110,11 @@ def _run_gunicorn(settings: Settings) -> int:
         def load(self) -> ScoringApp:
             return ScoringApp(settings, script)
 
-    # gunicorn's arbiter leaves through sys.exit: 0 on a normal stop, 3 when a worker cannot boot.
-    Application().run()
+    # gunicorn's arbiter leaves through sys.exit: 0 on a normal stop, 3 when a worker cannot boot. When a second
+    # worker fails to boot while the arbiter is already halting, gunicorn raises HaltServer again, uncaught.
+    try:
+        Application().run()
+    except HaltServer as halt:
+        logger.error("Shutting down: %s", halt.reason)
+        return int(halt.exit_status)
     return 0

@@ -80,8 +80,12 @@ class Server:
         return httpx.request(method, self.url + path, timeout=30.0, **kwargs)
 
     def log(self) -> str:
-        self._log.flush()
         return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
 
     def stop(self) -> None:
         if self.process.poll() is None:

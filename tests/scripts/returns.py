@@ -33,6 +33,7 @@ def run(data):
         "bigint": lambda: 2**70,
         "datetime": lambda: datetime.datetime(2020, 1, 2, 3, 4, 5),
         "set": lambda: {1, 2},
+        "raise": lambda: 1 / 0,
         "response500": lambda: AMLResponse("broken", 503),
         "response_json": lambda: AMLResponse({"k": "v"}, 201, json_str=True),
         "response_none": lambda: AMLResponse(None, 333),
