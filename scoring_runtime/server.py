@@ -105,7 +105,8 @@ def _run_gunicorn(settings: Settings) -> int:
     class Application(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             for key, value in options.items():
-                self.cfg.set(key, value)
+                if key in self.cfg.settings:  # control_socket_disable only exists from gunicorn 24 on
+                    self.cfg.set(key, value)
 
         def load(self) -> ScoringApp:
             return ScoringApp(settings, script)
