@@ -29,5 +29,5 @@ class GunicornLogger(glogging.Logger):  # type: ignore[misc]
     def setup(self, cfg: Any) -> None:
         self.error_log.handlers = []
         self.error_log.propagate = True
-        self.error_log.setLevel(logging.INFO)
+        self.error_log.setLevel(logging.NOTSET)  # follow the root level, i.e. AZUREML_LOG_LEVEL
         self.access_log.disabled = True

@@ -237,13 +237,14 @@ def test_logging(serve: ServerFactory, workers: int) -> None:
     assert "to stderr" in log  # print(file=sys.stderr) goes to stderr untouched
 
 
-def test_log_level_takes_effect(serve: ServerFactory) -> None:
-    server = serve("logs.py", env={"AZUREML_LOG_LEVEL": "WARNING"})
+def test_log_level_takes_effect(serve: ServerFactory, workers: int) -> None:
+    server = serve("logs.py", env={"AZUREML_LOG_LEVEL": "WARNING"}, workers=workers)
     server.post("/score", content="x")
     time.sleep(0.3)
     log = server.log()
     assert "user warning line" in log
     assert "scoring_runtime.access" not in log and "user logging from init" not in log
+    assert " I [" not in log  # no INFO line from us, uvicorn or gunicorn
     debug = serve("logs.py", env={"AZUREML_LOG_LEVEL": "DEBUG"})
     debug.post("/score", content="x")
     time.sleep(0.3)
