@@ -19,11 +19,27 @@ from starlette.types import Receive, Scope, Send
 
 from scoring_runtime import __version__, payload
 from scoring_runtime.config import Settings, load_settings
-from scoring_runtime.errors import HTTPError, InternalError, MethodNotAllowed, NotFound, ScoringTimeout, StartupError
+from scoring_runtime.errors import (
+    HTTPError,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    ScoringTimeout,
+    ScriptLoadError,
+    StartupError,
+)
 from scoring_runtime.rawhttp import AMLRequest, register_azureml_aliases
 from scoring_runtime.request_context import RequestContext
 from scoring_runtime.runner import RunThreads
-from scoring_runtime.user_script import Mode, UserScript, export_environment, init_failure, load_script, run_init
+from scoring_runtime.user_script import (
+    Mode,
+    UserScript,
+    export_environment,
+    init_failure,
+    load_script,
+    log_model_dir,
+    run_init,
+)
 
 logger = logging.getLogger("scoring_runtime")
 
@@ -151,7 +167,11 @@ def load_user_script(settings: Settings) -> UserScript:
     """Import score.py the way every server path does: azureml aliases registered, environment exported."""
     register_azureml_aliases()
     export_environment(settings)
-    return load_script(settings)
+    try:
+        return load_script(settings)
+    except ScriptLoadError:
+        log_model_dir(settings.model_dir)
+        raise
 
 
 def _score(script: UserScript, scope: Scope, body: bytes) -> Response:

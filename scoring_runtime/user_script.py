@@ -248,8 +248,13 @@ def run_init(script: UserScript, model_dir: str | None) -> Any:
 def init_failure(exc: BaseException, model_dir: str | None) -> ScriptLoadError:
     logger.error("User's init function failed")
     logger.error("Encountered Exception %s", "".join(traceback.format_exception(exc)).rstrip())
+    log_model_dir(model_dir)
+    return ScriptLoadError(f"init() failed: {type(exc).__name__}: {exc}")
+
+
+def log_model_dir(model_dir: str | None) -> None:
+    """Show what the model folder holds: most start-up failures are a model file that is not where expected."""
     if model_dir and Path(model_dir).is_dir():
         logger.info("Model Directory Contents:")
         for line in tree_lines(Path(model_dir)):
             logger.info("%s", line)
-    return ScriptLoadError(f"init() failed: {type(exc).__name__}: {exc}")

@@ -164,9 +164,11 @@ def test_scoring_timeout(serve: ServerFactory, workers: int) -> None:
     ],
 )
 def test_startup_failures_exit_3(serve: ServerFactory, workers: int, script: str, expected_log: str) -> None:
-    server = serve(script, workers=workers, wait=False)
+    server = serve(script, "--model_dir", str(SAMPLES / "multi" / "models"), workers=workers, wait=False)
     assert server.wait_exit(60) == 3
-    assert expected_log in server.log()
+    log = server.log()
+    assert expected_log in log
+    assert "Model Directory Contents:" in log and "            model.json" in log
 
 
 def test_no_entry_script_and_no_main_exits_3(serve: ServerFactory, tmp_path: Path) -> None:
