@@ -99,12 +99,7 @@ class ScoringApp:
             script = load_user_script(self.settings)
             # init() runs on a run thread: the thread run() will use when concurrency is 1, as under the reference.
             pending = await self.runner.submit(run_init, script, self.settings.model_dir)
-            if inspect.isawaitable(pending):
-                try:
-                    await pending
-                except BaseException as exc:
-                    raise init_failure(exc, self.settings.model_dir) from None
-                logger.info("Users's init has completed successfully")
+            await finish_async_init(pending, self.settings.model_dir)
             self.script = script
         logger.info("Scoring timeout is set to %d", self.settings.scoring_timeout_ms)
         logger.info("Worker with pid %d ready for serving traffic", os.getpid())
@@ -154,13 +149,29 @@ class ScoringApp:
 
     async def _score_async(self, script: UserScript, scope: Scope, body: bytes) -> Response:
         kwargs = _arguments(script, scope, body)
-        async with self._async_slots:
-            try:
-                result, elapsed_ms = await asyncio.wait_for(script.call_async(kwargs), self._timeout_s)
-            except asyncio.TimeoutError:
-                logger.error("Scoring timeout after %d ms", self.settings.scoring_timeout_ms)
-                raise ScoringTimeout(self.settings.scoring_timeout_ms) from None
+
+        async def call_in_slot() -> tuple[Any, float]:
+            async with self._async_slots:
+                return await script.call_async(kwargs)
+
+        try:
+            # Like the sync path, the time counts from the queueing for a slot.
+            result, elapsed_ms = await asyncio.wait_for(call_in_slot(), self._timeout_s)
+        except asyncio.TimeoutError:
+            logger.error("Scoring timeout after %d ms", self.settings.scoring_timeout_ms)
+            raise ScoringTimeout(self.settings.scoring_timeout_ms) from None
         return _respond(result, elapsed_ms)
+
+
+async def finish_async_init(pending: Any, model_dir: str | None) -> None:
+    """Await what init() returned when it is `async def init`."""
+    if not inspect.isawaitable(pending):
+        return
+    try:
+        await pending
+    except BaseException as exc:
+        raise init_failure(exc, model_dir) from None
+    logger.info("Users's init has completed successfully")
 
 
 def load_user_script(settings: Settings) -> UserScript:

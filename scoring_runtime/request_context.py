@@ -22,7 +22,7 @@ _LEGACY_ID = b"x-ms-request-id"
 _CLIENT_ID = b"x-ms-client-request-id"
 _TRACE_ID = b"traceid"
 _SERVER_VERSION = b"x-ms-server-version"
-_OWNED = frozenset({_REQUEST_ID, _LEGACY_ID, _CLIENT_ID, _TRACE_ID, _SERVER_VERSION})
+_ID_HEADERS = frozenset({_REQUEST_ID, _LEGACY_ID, _CLIENT_ID, _TRACE_ID})
 _LOGGED_PATHS = frozenset({"/score", "/swagger.json"})
 _LEGACY_WARNING = (
     "x-ms-request-id header has been deprecated and will be removed from future versions of the server. "
@@ -57,7 +57,7 @@ class RequestIds:
 def derive_ids(headers: list[tuple[bytes, bytes]]) -> RequestIds:
     found: dict[bytes, str] = {}
     for name, value in headers:
-        if name in _OWNED and name not in found:
+        if name in _ID_HEADERS and name not in found:
             found[name] = value.decode("latin-1")
     request_id = found[_REQUEST_ID] if _REQUEST_ID in found else str(uuid.uuid4())
     if len(request_id) > MAX_ID_LENGTH:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from typing import Any
 
 import uvicorn
 
 from scoring_runtime import __version__
-from scoring_runtime.app import ScoringApp, load_user_script
+from scoring_runtime.app import ScoringApp, finish_async_init, load_user_script
 from scoring_runtime.config import Settings
 from scoring_runtime.errors import StartupError
 from scoring_runtime.log import configure_logging, install_print_hook
-from scoring_runtime.user_script import UserScript, init_failure, run_init
+from scoring_runtime.user_script import UserScript, run_init
 
 logger = logging.getLogger("scoring_runtime")
 
@@ -69,13 +68,7 @@ def _run_uvicorn(settings: Settings) -> int:
 def preload(settings: Settings) -> UserScript:
     """Import the script and run init() in this process, before gunicorn forks the workers."""
     script = load_user_script(settings)
-    pending = run_init(script, settings.model_dir)
-    if inspect.isawaitable(pending):
-        try:
-            asyncio.run(pending)  # type: ignore[arg-type]
-        except BaseException as exc:
-            raise init_failure(exc, settings.model_dir) from None
-        logger.info("Users's init has completed successfully")
+    asyncio.run(finish_async_init(run_init(script, settings.model_dir), settings.model_dir))
     return script
 
 

@@ -259,3 +259,9 @@ def test_init_and_run_share_the_run_thread() -> None:
         body = client.post("/score", content="").json()
         assert body["init_calls"] == 1
         assert body["init_thread"] == body["run_thread"] == "scoring-run-0"
+
+
+def test_async_init_is_awaited() -> None:
+    with client_for("async_init.py") as client:
+        body = client.post("/score", content="").json()
+        assert body["loaded_in"] == body["pid"]

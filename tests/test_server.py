@@ -319,3 +319,14 @@ def test_user_logging_json_override(serve: ServerFactory, tmp_path: Path) -> Non
     log = server.log()
     assert f"Loaded logging config from {app_root / 'logging.json'}" in log
     assert "CUSTOM user.model user warning line" in log
+
+
+def test_async_init_under_preload(serve: ServerFactory) -> None:
+    server = serve("async_init.py", workers=2, env={"WORKER_PRELOAD": "true"})
+    assert server.post("/score", content="").json()["loaded_in"] == server.process.pid
+
+
+def test_async_timeout_counts_the_wait_for_a_slot(serve: ServerFactory) -> None:
+    server = serve("async_run.py", env={"SCORING_TIMEOUT_MS": "700"})
+    statuses = sorted(r.status_code for r in parallel(2, lambda: server.post("/score", content="0.5")))
+    assert statuses == [200, 500]  # the second call waits 0.5 s for the slot, then would need 0.5 s more
