@@ -149,18 +149,17 @@ class ScoringApp:
 
     async def _score_async(self, script: UserScript, scope: Scope, body: bytes) -> Response:
         kwargs = _arguments(script, scope, body)
-
-        async def call_in_slot() -> tuple[Any, float]:
-            async with self._async_slots:
-                return await script.call_async(kwargs)
-
         try:
             # Like the sync path, the time counts from the queueing for a slot.
-            result, elapsed_ms = await asyncio.wait_for(call_in_slot(), self._timeout_s)
+            result, elapsed_ms = await asyncio.wait_for(self._call_in_slot(script, kwargs), self._timeout_s)
         except asyncio.TimeoutError:
             logger.error("Scoring timeout after %d ms", self.settings.scoring_timeout_ms)
             raise ScoringTimeout(self.settings.scoring_timeout_ms) from None
         return _respond(result, elapsed_ms)
+
+    async def _call_in_slot(self, script: UserScript, kwargs: dict[str, Any]) -> tuple[Any, float]:
+        async with self._async_slots:
+            return await script.call_async(kwargs)
 
 
 async def finish_async_init(pending: Any, model_dir: str | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from typing import Any
 
@@ -68,7 +69,9 @@ def _run_uvicorn(settings: Settings) -> int:
 def preload(settings: Settings) -> UserScript:
     """Import the script and run init() in this process, before gunicorn forks the workers."""
     script = load_user_script(settings)
-    asyncio.run(finish_async_init(run_init(script, settings.model_dir), settings.model_dir))
+    pending = run_init(script, settings.model_dir)
+    if inspect.isawaitable(pending):  # an event loop in the master only for `async def init`
+        asyncio.run(finish_async_init(pending, settings.model_dir))
     return script
 
 
