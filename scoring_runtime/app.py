@@ -2,37 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import logging
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from scoring_runtime import __version__, payload
+from scoring_runtime import __version__
 from scoring_runtime.config import Settings, load_settings
-from scoring_runtime.errors import (
-    HTTPError,
-    InternalError,
-    MethodNotAllowed,
-    NotFound,
-    ScoringTimeout,
-    ScriptLoadError,
-    StartupError,
-)
-from scoring_runtime.rawhttp import AMLRequest, register_azureml_aliases
+from scoring_runtime.cors import Cors
+from scoring_runtime.errors import HTTPError, InternalError, MethodNotAllowed, NotFound, ScriptLoadError, StartupError
+from scoring_runtime.rawhttp import register_azureml_aliases
 from scoring_runtime.request_context import RequestContext
 from scoring_runtime.runner import RunThreads
+from scoring_runtime.scoring import FAILED_HEADER, Scorer
+from scoring_runtime.swagger import DEFAULT_VERSION, ServiceInfo, Swaggers, build as build_swaggers
 from scoring_runtime.user_script import (
-    Mode,
     UserScript,
     export_environment,
     init_failure,
@@ -43,8 +37,6 @@ from scoring_runtime.user_script import (
 
 logger = logging.getLogger("scoring_runtime")
 
-_FAILED = b"x-ms-run-function-failed"
-_EXEC_MS = b"x-ms-run-fn-exec-ms"
 NOT_FOUND_MESSAGE = (
     "The requested URL was not found on the server. "
     "If you entered the URL manually please check your spelling and try again."
@@ -59,17 +51,30 @@ class ScoringApp:
         self.settings = settings
         self.script = script
         self.runner = RunThreads(settings.max_concurrency)
-        self._async_slots = asyncio.Semaphore(settings.max_concurrency)
-        self._timeout_s = settings.scoring_timeout_ms / 1000.0 if settings.scoring_timeout_ms else None
-        routes = [
-            Route("/", self.health, methods=["GET", "OPTIONS"]),
-            Route("/score", self.score, methods=["GET", "POST", "OPTIONS", "HEAD"]),
-        ]
+        self.scorer: Scorer | None = None
+        self.swaggers: Swaggers | None = None
+        prefixes = ("", settings.service_path_prefix) if settings.service_path_prefix else ("",)
+        routes = []
+        for prefix in prefixes:
+            routes += [
+                Route(f"{prefix}/", self.health, methods=["GET", "OPTIONS"]),
+                Route(f"{prefix}/score", self.score, methods=["GET", "POST", "OPTIONS", "HEAD"]),
+                Route(f"{prefix}/swagger.json", self.swagger, methods=["GET", "OPTIONS"]),
+            ]
         handlers: Mapping[Any, Any] = {HTTPError: _error_response, HTTPException: _routing_error}
         router = Starlette(routes=routes, exception_handlers=handlers)
         router.router.redirect_slashes = False
+        app: ASGIApp = router
+        if settings.cors_origins:
+            logger.info("Enabling CORS for the following origins: %s", ", ".join(settings.cors_origins))
+            app = Cors(app, settings.cors_origins, frozenset(route.path for route in routes))
         server_version = f"scoring_runtime/{__version__}" if settings.server_version_header else None
-        self._http = RequestContext(router, server_version)
+        self._http = RequestContext(
+            app,
+            server_version,
+            health_paths=frozenset(f"{prefix}/" for prefix in prefixes),
+            logged_paths=frozenset(f"{prefix}{path}" for prefix in prefixes for path in ("/score", "/swagger.json")),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -95,71 +100,46 @@ class ScoringApp:
 
     async def startup(self) -> None:
         self.runner.start()
-        if self.script is None:
+        script = self.script
+        if script is None:
             script = load_user_script(self.settings)
             # init() runs on a run thread: the thread run() will use when concurrency is 1, as under the reference.
             pending = await self.runner.submit(run_init, script, self.settings.model_dir)
             await finish_async_init(pending, self.settings.model_dir)
             self.script = script
-        logger.info("Scoring timeout is set to %d", self.settings.scoring_timeout_ms)
+        settings = self.settings
+        info = ServiceInfo(settings.service_name, settings.service_version, settings.service_path_prefix)
+        self.swaggers = build_swaggers(script.run, info, settings.app_root)
+        self.scorer = Scorer(script, self.runner, settings.max_concurrency, settings.scoring_timeout_ms)
+        logger.info("Scoring timeout is set to %d", settings.scoring_timeout_ms)
         logger.info("Worker with pid %d ready for serving traffic", os.getpid())
 
     async def health(self, request: Request) -> Response:
         if request.method == "OPTIONS":
-            return Response(status_code=200, headers={"Allow": "GET, HEAD, OPTIONS"}, media_type="text/html")
+            return _options_response("GET, HEAD, OPTIONS")
         return Response(b"Healthy", media_type="text/html")
 
     async def score(self, request: Request) -> Response:
-        script = self.script
-        if script is None:  # Only reachable when the app is served without running its lifespan.
+        if self.scorer is None:  # Only reachable when the app is served without running its lifespan.
             raise InternalError()
-        method = request.method
-        if script.mode is not Mode.RAW:
-            if method == "OPTIONS":
-                response = Response(status_code=200, media_type="text/html")
-                response.raw_headers.append((_FAILED, b"False"))
-                return response
-            if method == "HEAD":
-                raise MethodNotAllowed("Method not allowed")
-        body = await request.body()
-        try:
-            if script.is_async:
-                return await self._score_async(script, request.scope, body)
-            return await self._score_in_thread(script, request.scope, body)
-        except HTTPError:
-            raise
-        except Exception:
-            logger.exception("Encountered Exception")
-            raise InternalError() from None
+        return await self.scorer(request)
 
-    async def _score_in_thread(self, script: UserScript, scope: Scope, body: bytes) -> Response:
-        future = self.runner.submit(_score, script, scope, body)
-        if self._timeout_s is None:
-            return await future
-        timer = asyncio.get_running_loop().call_later(self._timeout_s, self._expire, future)
-        try:
-            return await future
-        finally:
-            timer.cancel()
-
-    def _expire(self, future: asyncio.Future[Response]) -> None:
-        if not future.done():
-            logger.error("Scoring timeout after %d ms", self.settings.scoring_timeout_ms)
-            future.set_exception(ScoringTimeout(self.settings.scoring_timeout_ms))
-
-    async def _score_async(self, script: UserScript, scope: Scope, body: bytes) -> Response:
-        kwargs = _arguments(script, scope, body)
-        try:
-            # Like the sync path, the time counts from the queueing for a slot.
-            result, elapsed_ms = await asyncio.wait_for(self._call_in_slot(script, kwargs), self._timeout_s)
-        except asyncio.TimeoutError:
-            logger.error("Scoring timeout after %d ms", self.settings.scoring_timeout_ms)
-            raise ScoringTimeout(self.settings.scoring_timeout_ms) from None
-        return _respond(result, elapsed_ms)
-
-    async def _call_in_slot(self, script: UserScript, kwargs: dict[str, Any]) -> tuple[Any, float]:
-        async with self._async_slots:
-            return await script.call_async(kwargs)
+    async def swagger(self, request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return _options_response("GET, HEAD, OPTIONS")
+        if self.swaggers is None:
+            raise InternalError()
+        version = next(
+            (
+                value
+                for key, value in parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+                if key == "version"
+            ),
+            DEFAULT_VERSION,
+        )
+        response = Response(self.swaggers.get(version), media_type="application/json")
+        response.raw_headers.append((FAILED_HEADER, b"False"))
+        return response
 
 
 async def finish_async_init(pending: Any, model_dir: str | None) -> None:
@@ -184,63 +164,15 @@ def load_user_script(settings: Settings) -> UserScript:
         raise
 
 
-def _score(script: UserScript, scope: Scope, body: bytes) -> Response:
-    """One /score call on a run thread: parse, call run(), encode. Nothing here touches the event loop."""
-    result, elapsed_ms = script.call(_arguments(script, scope, body))
-    return _respond(result, elapsed_ms)
-
-
-def _arguments(script: UserScript, scope: Scope, body: bytes) -> dict[str, Any]:
-    method: str = scope["method"]
-    query: bytes = scope["query_string"]
-    if script.mode is Mode.TYPED:
-        data = payload.typed_input(method, body, query, _header(scope, b"content-type"))
-        kwargs = payload.run_arguments(data, script.parameters, script.required)
-    elif script.mode is Mode.PLAIN:
-        kwargs = {script.input_parameter: payload.plain_input(method, body, query)}
-    else:
-        kwargs = {script.input_parameter: AMLRequest(scope, body)}
-    if script.wants_headers:
-        kwargs["request_headers"] = _headers_dict(scope)
-    return kwargs
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-def _headers_dict(scope: Scope) -> dict[str, str]:
-    """Request headers with Werkzeug's canonical names (`Content-Type`), repeated headers joined by commas."""
-    headers: dict[str, str] = {}
-    for key, value in scope["headers"]:
-        name = key.decode("latin-1").title()
-        text = value.decode("latin-1")
-        headers[name] = f"{headers[name]}, {text}" if name in headers else text
-    return headers
-
-
-def _respond(result: Any, elapsed_ms: float) -> Response:
-    exec_ms = (_EXEC_MS, f"{elapsed_ms:.3f}".encode())
-    if isinstance(result, Response):
-        if result.status_code >= 500:
-            result.raw_headers[:] = [(k, v) for k, v in result.raw_headers if k != _FAILED]
-            result.raw_headers.append((_FAILED, b"True"))
-        result.raw_headers.append(exec_ms)
-        return result
-    body, media_type = payload.encode_result(result)
-    response = Response(body, media_type=media_type)
-    response.raw_headers.extend(((_FAILED, b"False"), exec_ms))
-    return response
+def _options_response(allow: str) -> Response:
+    return Response(status_code=200, headers={"Allow": allow}, media_type="text/html")
 
 
 def _json_error(status_code: int, message: str, failed: bool, headers: Mapping[str, str] | None = None) -> Response:
     response = Response(
         json.dumps({"message": message}), status_code=status_code, headers=headers, media_type="application/json"
     )
-    response.raw_headers.append((_FAILED, b"True" if failed else b"False"))
+    response.raw_headers.append((FAILED_HEADER, b"True" if failed else b"False"))
     return response
 
 

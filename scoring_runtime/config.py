@@ -73,6 +73,14 @@ def _log_level(raw: object) -> str:
     return "WARNING" if level == "WARN" else level
 
 
+def _path_prefix(raw: object) -> str:
+    """`test`, `/test` and `/test/` all mean `/test`; empty or `/` means no prefix."""
+    segments = _text(raw).strip("/")
+    if any(char.isspace() or char in "?#%" for char in segments) or "//" in segments:
+        raise ValueError(f"expected a URL path such as /models/diabetes, got {raw!r}")
+    return f"/{segments}" if segments else ""
+
+
 def _origins(raw: object) -> tuple[str, ...]:
     items = raw if isinstance(raw, list) else _text(raw).split(",")
     return tuple(origin for origin in (str(item).strip() for item in items) if origin)
@@ -115,7 +123,12 @@ class Settings:
     )
     service_name: str = _setting("SERVICE_NAME", _text, "ML service", "Service name used in the swagger document.")
     service_version: str = _setting("SERVICE_VERSION", _text, "1.0", "Service version used in the swagger document.")
-    service_path_prefix: str = _setting("SERVICE_PATH_PREFIX", _text, "", "Path prefix used in the swagger document.")
+    service_path_prefix: str = _setting(
+        "SERVICE_PATH_PREFIX",
+        _path_prefix,
+        "",
+        "Path prefix the routes are served under (as well as at the root) and documented with in the swagger.",
+    )
     scoring_timeout_ms: int = _setting(
         "SCORING_TIMEOUT_MS",
         _integer(0),

@@ -5,6 +5,7 @@ ScoringRuntimeError
 │   ├── ConfigError              a setting has an invalid value
 │   └── ScriptLoadError          score.py cannot be found, imported, validated or initialised
 ├── ModelNotFoundError           get_model_path() was asked for a model that is not deployed (also a LookupError)
+├── StreamAborted                a streamed response failed after its status was sent: the connection is cut
 └── HTTPError                    answered to the client as {"message": ...}; app.py turns it into a response
     ├── BadRequest               400: the request body or query cannot be turned into run() arguments
     ├── NotFound                 404
@@ -39,6 +40,13 @@ class ScriptLoadError(StartupError):
 
 class ModelNotFoundError(ScoringRuntimeError, LookupError):
     """No deployed model matches the requested name and version."""
+
+
+class StreamAborted(ScoringRuntimeError):
+    """A streamed body failed after the response started; raised to the server so that it drops the connection.
+
+    The cause is logged where it happens, so the server's own report of this exception is filtered out (log.py).
+    """
 
 
 class HTTPError(ScoringRuntimeError):

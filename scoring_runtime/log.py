@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scoring_runtime.errors import StreamAborted
+
 LINE_FORMAT = "%(asctime)s %(levelname).1s [%(process)d] %(name)s - %(message)s"
 
 logger = logging.getLogger("scoring_runtime")
@@ -22,6 +24,11 @@ _original_print = builtins.print
 
 class UTCFormatter(logging.Formatter):
     converter = staticmethod(time.gmtime)
+
+
+def _not_stream_abort(record: logging.LogRecord) -> bool:
+    """Drop the server's report of a StreamAborted: the stream's real error was logged where it happened."""
+    return not (record.exc_info and isinstance(record.exc_info[1], StreamAborted))
 
 
 def configure_logging(level: str, override_dirs: tuple[Path, ...] = ()) -> None:
@@ -41,6 +48,8 @@ def configure_logging(level: str, override_dirs: tuple[Path, ...] = ()) -> None:
         named.handlers = []
         named.propagate = True
         named.setLevel(logging.NOTSET)
+        if _not_stream_abort not in named.filters:
+            named.addFilter(_not_stream_abort)
     # Our own access lines replace the servers' ones.
     for name in ("uvicorn.access", "gunicorn.access"):
         logging.getLogger(name).disabled = True

@@ -23,7 +23,6 @@ _CLIENT_ID = b"x-ms-client-request-id"
 _TRACE_ID = b"traceid"
 _SERVER_VERSION = b"x-ms-server-version"
 _ID_HEADERS = frozenset({_REQUEST_ID, _LEGACY_ID, _CLIENT_ID, _TRACE_ID})
-_LOGGED_PATHS = frozenset({"/score", "/swagger.json"})
 _LEGACY_WARNING = (
     "x-ms-request-id header has been deprecated and will be removed from future versions of the server. "
     "Please use x-ms-client-request-id."
@@ -77,9 +76,17 @@ def derive_ids(headers: list[tuple[bytes, bytes]]) -> RequestIds:
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp, server_version: str | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        server_version: str | None,
+        health_paths: frozenset[str] = frozenset({"/"}),
+        logged_paths: frozenset[str] = frozenset({"/score", "/swagger.json"}),
+    ) -> None:
         self.app = app
         self.server_version = server_version.encode("latin-1") if server_version else None
+        self.health_paths = health_paths
+        self.logged_paths = logged_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,11 +95,11 @@ class RequestContext:
         path: str = scope["path"]
         ids = derive_ids(scope["headers"])
         if ids.rejection is not None:
-            if path != "/":
+            if path not in self.health_paths:
                 await self._reject(ids, send)
                 return
             ids = RequestIds("", "", "", None)
-        logged = path in _LOGGED_PATHS and access_logger.isEnabledFor(20)
+        logged = path in self.logged_paths and access_logger.isEnabledFor(20)
         start = time.perf_counter()
         status = 0
         length = "N/A"
@@ -113,12 +120,23 @@ class RequestContext:
                     length = next((value.decode() for name, value in headers if name == b"content-length"), "N/A")
             await send(message)
             if logged and message["type"] == "http.response.body" and not message.get("more_body", False):
-                query = scope.get("query_string", b"")
-                target = f"{path}?{query.decode('latin-1')}" if query else path
-                elapsed = (time.perf_counter() - start) * 1000.0
-                access_logger.info("%s %s %d %.3fms %s", scope["method"], target, status, elapsed, length)
+                log_access()
 
-        await self.app(scope, receive, send_with_headers)
+        def log_access(outcome: str = "") -> None:
+            nonlocal logged
+            logged = False
+            query = scope.get("query_string", b"")
+            target = f"{path}?{query.decode('latin-1')}" if query else path
+            elapsed = (time.perf_counter() - start) * 1000.0
+            access_logger.info("%s %s %d %.3fms %s%s", scope["method"], target, status, elapsed, length, outcome)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except BaseException:
+            # A response cut short (a stream whose generator failed) still gets its access line.
+            if logged and status:
+                log_access(" aborted")
+            raise
 
     async def _reject(self, ids: RequestIds, send: Send) -> None:
         body = json.dumps({"message": ids.rejection}).encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from types import CodeType, TracebackType
 from typing import Any
@@ -14,6 +15,32 @@ _CONVERT_CODE = schema_decorators._deserialize_input_argument.__code__
 
 def is_decorated(run: Callable[..., Any]) -> bool:
     return bool(schema_util.is_schema_decorated(run))
+
+
+def swagger_schemas(run: Callable[..., Any]) -> tuple[dict[str, Any], dict[str, Any], frozenset[str]]:
+    """run()'s input and output swagger schemas (deep copies), and the OpenAPI versions they can be written in.
+
+    Versions are inference-schema's spelling: "2.0", "3.0", "3.1".
+    """
+    input_schema = copy.deepcopy(schema_util.get_input_schema(run))
+    output_schema = copy.deepcopy(schema_util.get_output_schema(run))
+    versions = set(schema_util.get_supported_versions(run))
+    # inference-schema keeps only the outermost @input_schema's versions when several are stacked, so a
+    # mixed-type list under another decorator would still claim Swagger 2; the check is redone on the whole example.
+    if not (_homogeneous(input_schema.get("example")) and _homogeneous(output_schema.get("example"))):
+        versions.discard("2.0")
+    return input_schema, output_schema, frozenset(versions)
+
+
+def _homogeneous(example: Any) -> bool:
+    """True when every list in `example` holds items of one Python type (Swagger 2 has no mixed-type arrays)."""
+    if isinstance(example, list):
+        if example and any(type(item) is not type(example[0]) for item in example):
+            return False
+        return all(_homogeneous(item) for item in example)
+    if isinstance(example, dict):
+        return all(_homogeneous(value) for value in example.values())
+    return True
 
 
 def user_code(run: Callable[..., Any]) -> CodeType | None:

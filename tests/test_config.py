@@ -126,3 +126,18 @@ def test_model_dir_is_kept_verbatim(tmp_path: Path) -> None:
 def test_unknown_keyword_is_a_type_error(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="unknown settings: colour"):
         load_settings({"colour": "red"}, environ={}, cwd=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("test", "/test"), ("/test", "/test"), ("/test/", "/test"), ("a/b/", "/a/b"), ("/", ""), ("", ""), (" ", "")],
+)
+def test_path_prefix_is_normalised(tmp_path: Path, raw: str, expected: str) -> None:
+    settings, _ = load_settings({"service_path_prefix": raw}, environ={}, cwd=tmp_path)
+    assert settings.service_path_prefix == expected
+
+
+@pytest.mark.parametrize("raw", ["a b", "/x?y", "a//b", "/p#q"])
+def test_path_prefix_must_be_a_path(tmp_path: Path, raw: str) -> None:
+    with pytest.raises(ConfigError, match="SERVICE_PATH_PREFIX: expected a URL path"):
+        load_settings({}, environ={"SERVICE_PATH_PREFIX": raw}, cwd=tmp_path)

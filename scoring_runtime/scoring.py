@@ -1,0 +1,147 @@
+"""One /score request: arguments from the request, run() on a run thread (or awaited), the result as a response."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Scope
+
+from scoring_runtime import payload
+from scoring_runtime.aml_request import AMLRequest, RequestHeaders
+from scoring_runtime.aml_response import AMLResponse
+from scoring_runtime.errors import HTTPError, InternalError, MethodNotAllowed, ScoringTimeout
+from scoring_runtime.runner import RunThreads
+from scoring_runtime.user_script import Mode, UserScript
+
+logger = logging.getLogger("scoring_runtime")
+
+FAILED_HEADER = b"x-ms-run-function-failed"
+_EXEC_MS = b"x-ms-run-fn-exec-ms"
+_END = object()
+
+
+class Scorer:
+    """Serves /score for one loaded script, within the run threads' concurrency and the scoring timeout."""
+
+    def __init__(self, script: UserScript, runner: RunThreads, max_concurrency: int, timeout_ms: int) -> None:
+        self.script = script
+        self.runner = runner
+        self.timeout_ms = timeout_ms
+        self._timeout_s = timeout_ms / 1000.0 if timeout_ms else None
+        self._async_slots = asyncio.Semaphore(max_concurrency)
+
+    async def __call__(self, request: Request) -> Response:
+        script = self.script
+        method = request.method
+        if script.mode is not Mode.RAW:
+            if method == "OPTIONS":
+                response = Response(status_code=200, media_type="text/html")
+                response.raw_headers.append((FAILED_HEADER, b"False"))
+                return response
+            if method == "HEAD":
+                raise MethodNotAllowed("Method not allowed")
+        body = await request.body()
+        try:
+            if script.is_async:
+                response = await self._score_async(script, request.scope, body)
+            else:
+                response = await self._score_in_thread(script, request.scope, body)
+        except HTTPError:
+            raise
+        except Exception:
+            logger.exception("Encountered Exception")
+            raise InternalError() from None
+        if isinstance(response, AMLResponse) and isinstance(response.stream, Iterator):
+            # A sync generator is user code too: each chunk is produced on a run thread, never on the event loop.
+            response.stream = self._chunks(response.stream)
+        return response
+
+    async def _score_in_thread(self, script: UserScript, scope: Scope, body: bytes) -> Response:
+        future = self.runner.submit(_score, script, scope, body)
+        if self._timeout_s is None:
+            return await future
+        timer = asyncio.get_running_loop().call_later(self._timeout_s, self._expire, future)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+
+    def _expire(self, future: asyncio.Future[Response]) -> None:
+        if not future.done():
+            logger.error("Scoring timeout after %d ms", self.timeout_ms)
+            future.set_exception(ScoringTimeout(self.timeout_ms))
+
+    async def _score_async(self, script: UserScript, scope: Scope, body: bytes) -> Response:
+        kwargs = _arguments(script, scope, body)
+        try:
+            # Like the sync path, the time counts from the queueing for a slot.
+            result, elapsed_ms = await asyncio.wait_for(self._call_in_slot(script, kwargs), self._timeout_s)
+        except asyncio.TimeoutError:
+            logger.error("Scoring timeout after %d ms", self.timeout_ms)
+            raise ScoringTimeout(self.timeout_ms) from None
+        return _respond(result, elapsed_ms)
+
+    async def _call_in_slot(self, script: UserScript, kwargs: dict[str, Any]) -> tuple[Any, float]:
+        async with self._async_slots:
+            return await script.call_async(kwargs)
+
+    async def _chunks(self, iterator: Iterator[Any]) -> AsyncIterator[Any]:
+        try:
+            while True:
+                chunk = await self.runner.submit(next, iterator, _END)
+                if chunk is _END:
+                    return
+                yield chunk
+        finally:
+            # A client that went away leaves the generator suspended: close it so its `finally` blocks run.
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                await self.runner.submit(close)
+
+
+def _score(script: UserScript, scope: Scope, body: bytes) -> Response:
+    """One /score call on a run thread: parse, call run(), encode. Nothing here touches the event loop."""
+    result, elapsed_ms = script.call(_arguments(script, scope, body))
+    return _respond(result, elapsed_ms)
+
+
+def _arguments(script: UserScript, scope: Scope, body: bytes) -> dict[str, Any]:
+    method: str = scope["method"]
+    query: bytes = scope["query_string"]
+    if script.mode is Mode.TYPED:
+        data = payload.typed_input(method, body, query, _header(scope, b"content-type"))
+        kwargs = payload.run_arguments(data, script.parameters, script.required)
+    elif script.mode is Mode.PLAIN:
+        kwargs = {script.input_parameter: payload.plain_input(method, body, query)}
+    else:
+        kwargs = {script.input_parameter: AMLRequest(scope, body)}
+    if script.wants_headers:
+        # Werkzeug's canonical names (`Content-Type`), repeated headers joined by commas, as the reference gives.
+        kwargs["request_headers"] = RequestHeaders(scope["headers"]).to_dict()
+    return kwargs
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _respond(result: Any, elapsed_ms: float) -> Response:
+    exec_ms = (_EXEC_MS, f"{elapsed_ms:.3f}".encode())
+    if isinstance(result, Response):
+        if result.status_code >= 500:
+            result.raw_headers[:] = [(k, v) for k, v in result.raw_headers if k != FAILED_HEADER]
+            result.raw_headers.append((FAILED_HEADER, b"True"))
+        result.raw_headers.append(exec_ms)
+        return result
+    body, media_type = payload.encode_result(result)
+    response = Response(body, media_type=media_type)
+    response.raw_headers.extend(((FAILED_HEADER, b"False"), exec_ms))
+    return response
