@@ -175,9 +175,17 @@ def test_swagger_head_and_options(serve: ServerFactory) -> None:
     assert server.post("/swagger.json").status_code == 405
 
 
-def _loadable_scripts() -> list[Path]:
-    scripts = sorted(SCRIPTS.glob("*.py")) + sorted(SAMPLES.glob("*/score.py"))
-    return [path for path in scripts if _load(path) is not None]
+# Scripts the loader rejects on purpose (tests of start-up errors): they have no documents to validate.
+UNLOADABLE = {
+    "import_error.py",
+    "no_init.py",
+    "no_run.py",
+    "raw_and_schema.py",
+    "run_noargs.py",
+    "run_only_headers.py",
+    "run_varargs.py",
+}
+EVERY_SCRIPT = sorted(SCRIPTS.glob("*.py")) + sorted(SAMPLES.glob("*/score.py"))
 
 
 def _load(path: Path) -> Any:
@@ -196,9 +204,12 @@ def _build(name: str, prefix: str = "", service: str = "ML service") -> Any:
     return build(script.run, ServiceInfo(service, "1.0", prefix), ROOT / "no-such-folder")
 
 
-@pytest.mark.parametrize("path", _loadable_scripts(), ids=lambda path: f"{path.parent.name}/{path.name}")
+@pytest.mark.parametrize("path", EVERY_SCRIPT, ids=lambda path: f"{path.parent.name}/{path.name}")
 def test_every_generated_document_is_valid_openapi(path: Path) -> None:
     script = _load(path)
+    if script is None:
+        assert path.name in UNLOADABLE
+        return
     for info in (ServiceInfo("ML service", "1.0", ""), ServiceInfo('odd "name" \\', "1", "/a/b")):
         swaggers = build(script.run, info, ROOT / "no-such-folder")
         assert swaggers.versions
