@@ -8,7 +8,6 @@ import logging
 import os
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -21,6 +20,7 @@ from scoring_runtime import __version__
 from scoring_runtime.config import Settings, load_settings
 from scoring_runtime.cors import Cors
 from scoring_runtime.errors import HTTPError, InternalError, MethodNotAllowed, NotFound, ScriptLoadError, StartupError
+from scoring_runtime.forms import parse_query
 from scoring_runtime.rawhttp import register_azureml_aliases
 from scoring_runtime.request_context import RequestContext
 from scoring_runtime.runner import RunThreads
@@ -129,14 +129,7 @@ class ScoringApp:
             return _options_response("GET, HEAD, OPTIONS")
         if self.swaggers is None:
             raise InternalError()
-        version = next(
-            (
-                value
-                for key, value in parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
-                if key == "version"
-            ),
-            DEFAULT_VERSION,
-        )
+        version = parse_query(request.scope["query_string"]).get("version", DEFAULT_VERSION)
         response = Response(self.swaggers.get(version), media_type="application/json")
         response.raw_headers.append((FAILED_HEADER, b"False"))
         return response
