@@ -135,12 +135,58 @@ def _info(info: ServiceInfo) -> dict[str, str]:
     }
 
 
+def _paths(
+    prefix: str,
+    failed: dict[str, Any],
+    healthy: dict[str, Any],
+    run_input: dict[str, Any],
+    run_output: dict[str, Any],
+    version: dict[str, Any],
+    document: dict[str, Any],
+) -> dict[str, Any]:
+    """The three documented routes; each OpenAPI version supplies its own way of writing bodies and parameters."""
+    return {
+        f"{prefix}/": {
+            "get": {
+                "operationId": "ServiceHealthCheck",
+                "description": _HEALTH,
+                "responses": {"200": healthy, "default": failed},
+            }
+        },
+        f"{prefix}/score": {
+            "post": {
+                "operationId": "RunMLService",
+                "description": _RUN,
+                "security": [{"Bearer": []}],
+                **run_input,
+                "responses": {"200": run_output, "default": failed},
+            }
+        },
+        f"{prefix}/swagger.json": {
+            "get": {
+                "operationId": "GetSwaggerSpec",
+                "description": "Get the Swagger specification.",
+                "parameters": [version],
+                "responses": {"200": document, "default": failed},
+            }
+        },
+    }
+
+
 def _openapi2(info: ServiceInfo, enum: list[str], service_input: Any, service_output: Any) -> dict[str, Any]:
     def ref(name: str) -> dict[str, str]:
         return {"$ref": f"#/definitions/{name}"}
 
-    failed = {"description": _FAILED, "schema": ref("ErrorResponse")}
-    prefix = info.path_prefix
+    body = {"name": "serviceInputPayload", "in": "body", "description": _INPUT, "schema": ref("ServiceInput")}
+    paths = _paths(
+        info.path_prefix,
+        failed={"description": _FAILED, "schema": ref("ErrorResponse")},
+        healthy={"description": _HEALTHY, "schema": {"type": "string"}, "examples": {_JSON: "Healthy"}},
+        run_input={"parameters": [body]},
+        run_output={"description": _OUTPUT, "schema": ref("ServiceOutput")},
+        version={"name": "version", "in": "query", "required": False, "type": "string", "enum": enum},
+        document={"description": "The Swagger specification.", "schema": {"type": "string"}},
+    )
     return {
         "swagger": "2.0",
         "info": _info(info),
@@ -148,51 +194,7 @@ def _openapi2(info: ServiceInfo, enum: list[str], service_input: Any, service_ou
         "consumes": [_JSON],
         "produces": [_JSON],
         "securityDefinitions": {"Bearer": dict(_BEARER)},
-        "paths": {
-            f"{prefix}/": {
-                "get": {
-                    "operationId": "ServiceHealthCheck",
-                    "description": _HEALTH,
-                    "responses": {
-                        "200": {
-                            "description": _HEALTHY,
-                            "schema": {"type": "string"},
-                            "examples": {_JSON: "Healthy"},
-                        },
-                        "default": failed,
-                    },
-                }
-            },
-            f"{prefix}/score": {
-                "post": {
-                    "operationId": "RunMLService",
-                    "description": _RUN,
-                    "security": [{"Bearer": []}],
-                    "parameters": [
-                        {
-                            "name": "serviceInputPayload",
-                            "in": "body",
-                            "description": _INPUT,
-                            "schema": ref("ServiceInput"),
-                        }
-                    ],
-                    "responses": {"200": {"description": _OUTPUT, "schema": ref("ServiceOutput")}, "default": failed},
-                }
-            },
-            f"{prefix}/swagger.json": {
-                "get": {
-                    "operationId": "GetSwaggerSpec",
-                    "description": "Get the Swagger specification.",
-                    "parameters": [
-                        {"name": "version", "in": "query", "required": False, "type": "string", "enum": enum}
-                    ],
-                    "responses": {
-                        "200": {"description": "The Swagger specification.", "schema": {"type": "string"}},
-                        "default": failed,
-                    },
-                }
-            },
-        },
+        "paths": paths,
         "definitions": {"ServiceInput": service_input, "ServiceOutput": service_output, "ErrorResponse": _ERROR_SCHEMA},
     }
 
@@ -204,57 +206,21 @@ def _openapi3(info: ServiceInfo, enum: list[str], service_input: Any, service_ou
     def ref(name: str) -> dict[str, Any]:
         return content(_JSON, {"$ref": f"#/components/schemas/{name}"})
 
-    failed = {"description": _FAILED, "content": ref("ErrorResponse")}
-    prefix = info.path_prefix
+    version_schema = {"type": "string", "enum": enum}
+    paths = _paths(
+        info.path_prefix,
+        failed={"description": _FAILED, "content": ref("ErrorResponse")},
+        healthy={"description": _HEALTHY, "content": content("text/plain", {"type": "string", "example": "Healthy"})},
+        run_input={"requestBody": {"description": _INPUT, "content": ref("ServiceInput")}},
+        run_output={"description": _OUTPUT, "content": ref("ServiceOutput")},
+        version={"name": "version", "in": "query", "required": False, "schema": version_schema},
+        document={"description": "The Swagger specification.", "content": content("text/plain", {"type": "string"})},
+    )
     return {
         "openapi": "3.0.3",
         "info": _info(info),
         "security": [{"Bearer": []}],
-        "paths": {
-            f"{prefix}/": {
-                "get": {
-                    "operationId": "ServiceHealthCheck",
-                    "description": _HEALTH,
-                    "responses": {
-                        "200": {
-                            "description": _HEALTHY,
-                            "content": content("text/plain", {"type": "string", "example": "Healthy"}),
-                        },
-                        "default": failed,
-                    },
-                }
-            },
-            f"{prefix}/score": {
-                "post": {
-                    "operationId": "RunMLService",
-                    "description": _RUN,
-                    "security": [{"Bearer": []}],
-                    "requestBody": {"description": _INPUT, "content": ref("ServiceInput")},
-                    "responses": {"200": {"description": _OUTPUT, "content": ref("ServiceOutput")}, "default": failed},
-                }
-            },
-            f"{prefix}/swagger.json": {
-                "get": {
-                    "operationId": "GetSwaggerSpec",
-                    "description": "Get the Swagger specification.",
-                    "parameters": [
-                        {
-                            "name": "version",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "string", "enum": enum},
-                        }
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "The Swagger specification.",
-                            "content": content("text/plain", {"type": "string"}),
-                        },
-                        "default": failed,
-                    },
-                }
-            },
-        },
+        "paths": paths,
         "components": {
             "schemas": {"ServiceInput": service_input, "ServiceOutput": service_output, "ErrorResponse": _ERROR_SCHEMA},
             "securitySchemes": {"Bearer": dict(_BEARER)},
