@@ -110,7 +110,7 @@ class ScoringApp:
         settings = self.settings
         info = ServiceInfo(settings.service_name, settings.service_version, settings.service_path_prefix)
         self.swaggers = build_swaggers(script.run, info, settings.app_root)
-        self.scorer = Scorer(script, self.runner, settings.max_concurrency, settings.scoring_timeout_ms)
+        self.scorer = Scorer(script, self.runner, settings)
         logger.info("Scoring timeout is set to %d", settings.scoring_timeout_ms)
         logger.info("Worker with pid %d ready for serving traffic", os.getpid())
 

@@ -163,6 +163,27 @@ class Settings:
     max_concurrency: int = _setting(
         "SCORING_MAX_CONCURRENCY", _integer(1), 1, "run() calls allowed at once in each worker.", "max_concurrency"
     )
+    max_request_bytes: int = _setting(
+        "SCORING_MAX_REQUEST_BYTES",
+        _integer(1),
+        100 * 1024 * 1024,
+        "Largest request body accepted, in bytes; larger ones get 413 before they are read.",
+        "max_request_bytes",
+    )
+    max_queue: int = _setting(
+        "SCORING_MAX_QUEUE",
+        _integer(0),
+        100,
+        "Requests each worker lets wait for a run slot; beyond that it answers 503 with Retry-After at once.",
+        "max_queue",
+    )
+    graceful_timeout_s: int = _setting(
+        "SCORING_GRACEFUL_TIMEOUT_S",
+        _integer(0),
+        30,
+        "Seconds in-flight requests get to finish after SIGTERM before the process stops anyway.",
+        "graceful_timeout_s",
+    )
     server_version_header: bool = _setting(
         "SERVER_VERSION_LOG_RESPONSE_ENABLED", _boolean, True, "Send the x-ms-server-version response header."
     )

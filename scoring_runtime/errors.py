@@ -11,7 +11,9 @@ ScoringRuntimeError
     ├── NotFound                 404
     ├── MethodNotAllowed         405
     ├── UnsupportedMediaType     415
+    ├── PayloadTooLarge          413: the body is over SCORING_MAX_REQUEST_BYTES
     ├── HeaderTooLarge           431: a request-id header is over 100 characters
+    ├── Overloaded               503 with Retry-After: every run slot is busy and the wait queue is full
     ├── RunFailed                500: run() raised (x-ms-run-function-failed: True)
     ├── ScoringTimeout           500: run() took longer than SCORING_TIMEOUT_MS (x-ms-run-function-failed: True)
     └── InternalError            500: the server failed around run(), e.g. its result cannot be encoded
@@ -75,6 +77,23 @@ class MethodNotAllowed(HTTPError):
 
 class UnsupportedMediaType(HTTPError):
     status_code = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
+class PayloadTooLarge(HTTPError):
+    status_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Request body is larger than the limit of {limit} bytes")
+
+
+class Overloaded(HTTPError):
+    status_code = HTTPStatus.SERVICE_UNAVAILABLE
+
+    def __init__(self, waiting: int) -> None:
+        super().__init__(
+            f"The server is busy: {waiting} requests are already waiting to be scored. Retry later.",
+            {"Retry-After": "1"},
+        )
 
 
 class HeaderTooLarge(HTTPError):

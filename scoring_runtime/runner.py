@@ -26,6 +26,8 @@ class RunThreads:
         self.name = name
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        # Jobs submitted and not finished, queued or running (abandoned ones included). Changed only on the loop.
+        self.outstanding = 0
 
     def start(self) -> None:
         if self._threads:
@@ -48,6 +50,7 @@ class RunThreads:
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        self.outstanding += 1
         self._jobs.put((contextvars.copy_context(), fn, args, future, loop))
         return future
 
@@ -57,10 +60,16 @@ class RunThreads:
             try:
                 result = context.run(fn, *args)
             except BaseException as exc:  # handed to the awaiting coroutine, which decides
-                _post(loop, _set_exception, future, exc)
+                _post(loop, self._finished, _set_exception, future, exc)
             else:
-                _post(loop, _set_result, future, result)
+                _post(loop, self._finished, _set_result, future, result)
             del job, context, fn, args, future
+
+    def _finished(
+        self, settle: Callable[[asyncio.Future[Any], Any], None], future: asyncio.Future[Any], value: Any
+    ) -> None:
+        self.outstanding -= 1
+        settle(future, value)
 
 
 def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:

@@ -14,7 +14,15 @@ from starlette.types import Scope
 from scoring_runtime import payload
 from scoring_runtime.aml_request import AMLRequest, RequestHeaders
 from scoring_runtime.aml_response import AMLResponse
-from scoring_runtime.errors import HTTPError, InternalError, MethodNotAllowed, ScoringTimeout
+from scoring_runtime.config import Settings
+from scoring_runtime.errors import (
+    HTTPError,
+    InternalError,
+    MethodNotAllowed,
+    Overloaded,
+    PayloadTooLarge,
+    ScoringTimeout,
+)
 from scoring_runtime.runner import RunThreads
 from scoring_runtime.user_script import Mode, UserScript
 
@@ -28,12 +36,17 @@ _END = object()
 class Scorer:
     """Serves /score for one loaded script, within the run threads' concurrency and the scoring timeout."""
 
-    def __init__(self, script: UserScript, runner: RunThreads, max_concurrency: int, timeout_ms: int) -> None:
+    def __init__(self, script: UserScript, runner: RunThreads, settings: Settings) -> None:
         self.script = script
         self.runner = runner
-        self.timeout_ms = timeout_ms
-        self._timeout_s = timeout_ms / 1000.0 if timeout_ms else None
-        self._async_slots = asyncio.Semaphore(max_concurrency)
+        self.timeout_ms = settings.scoring_timeout_ms
+        self._timeout_s = self.timeout_ms / 1000.0 if self.timeout_ms else None
+        self.max_request_bytes = settings.max_request_bytes
+        self.max_queue = settings.max_queue
+        # Admitted calls (running or waiting for a slot) beyond which a request is turned away with a 503.
+        self._capacity = settings.max_concurrency + settings.max_queue
+        self._async_slots = asyncio.Semaphore(settings.max_concurrency)
+        self._async_outstanding = 0
 
     async def __call__(self, request: Request) -> Response:
         script = self.script
@@ -45,10 +58,17 @@ class Scorer:
                 return response
             if method == "HEAD":
                 raise MethodNotAllowed("Method not allowed")
-        body = await request.body()
+        body = await self._read_body(request)
+        outstanding = self._async_outstanding if script.is_async else self.runner.outstanding
+        if outstanding >= self._capacity:
+            raise Overloaded(outstanding - (self._capacity - self.max_queue))
         try:
             if script.is_async:
-                response = await self._score_async(script, request.scope, body)
+                self._async_outstanding += 1
+                try:
+                    response = await self._score_async(script, request.scope, body)
+                finally:
+                    self._async_outstanding -= 1
             else:
                 response = await self._score_in_thread(script, request.scope, body)
         except HTTPError:
@@ -60,6 +80,24 @@ class Scorer:
             # A sync generator is user code too: each chunk is produced on a run thread, never on the event loop.
             response.stream = self._chunks(response.stream)
         return response
+
+    async def _read_body(self, request: Request) -> bytes:
+        """The body, refused with 413 as soon as it is known to be too big: from Content-Length before reading any
+        of it, or, for a chunked body, at the chunk that crosses the limit."""
+        limit = self.max_request_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(limit)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(limit)
+            if chunk:
+                chunks.append(chunk)
+        # Most bodies arrive in one piece: keep it rather than copy it.
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _score_in_thread(self, script: UserScript, scope: Scope, body: bytes) -> Response:
         future = self.runner.submit(_score, script, scope, body)
