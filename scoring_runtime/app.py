@@ -42,6 +42,8 @@ NOT_FOUND_MESSAGE = (
     "If you entered the URL manually please check your spelling and try again."
 )
 ROUTING_405_MESSAGE = "The method is not allowed for the requested URL."
+LIVE_PATHS = frozenset({"/live", "/v2/health/live"})
+READY_PATHS = frozenset({"/ready", "/v2/health/ready"})
 
 
 class ScoringApp:
@@ -53,6 +55,8 @@ class ScoringApp:
         self.runner = RunThreads(settings.max_concurrency)
         self.scorer: Scorer | None = None
         self.swaggers: Swaggers | None = None
+        # Set when the server starts shutting down (SIGTERM): readiness answers 503 from then on.
+        self.draining = False
         prefixes = ("", settings.service_path_prefix) if settings.service_path_prefix else ("",)
         routes = []
         for prefix in prefixes:
@@ -61,6 +65,9 @@ class ScoringApp:
                 Route(f"{prefix}/score", self.score, methods=["GET", "POST", "OPTIONS", "HEAD"]),
                 Route(f"{prefix}/swagger.json", self.swagger, methods=["GET", "OPTIONS"]),
             ]
+        # Probes, with the Open Inference Protocol's names too. Answered on the event loop, never behind run().
+        routes += [Route(path, self.live, methods=["GET"]) for path in LIVE_PATHS]
+        routes += [Route(path, self.ready, methods=["GET"]) for path in READY_PATHS]
         handlers: Mapping[Any, Any] = {HTTPError: _error_response, HTTPException: _routing_error}
         router = Starlette(routes=routes, exception_handlers=handlers)
         router.router.redirect_slashes = False
@@ -72,7 +79,7 @@ class ScoringApp:
         self._http = RequestContext(
             app,
             server_version,
-            health_paths=frozenset(f"{prefix}/" for prefix in prefixes),
+            health_paths=frozenset(f"{prefix}/" for prefix in prefixes) | LIVE_PATHS | READY_PATHS,
             logged_paths=frozenset(f"{prefix}{path}" for prefix in prefixes for path in ("/score", "/swagger.json")),
         )
 
@@ -118,6 +125,18 @@ class ScoringApp:
         if request.method == "OPTIONS":
             return _options_response("GET, HEAD, OPTIONS")
         return Response(b"Healthy", media_type="text/html")
+
+    @property
+    def is_ready(self) -> bool:
+        return self.scorer is not None and not self.draining
+
+    async def live(self, request: Request) -> Response:
+        return Response(b'{"live": true}', media_type="application/json")
+
+    async def ready(self, request: Request) -> Response:
+        if self.is_ready:
+            return Response(b'{"ready": true}', media_type="application/json")
+        return Response(b'{"ready": false}', status_code=503, media_type="application/json")
 
     async def score(self, request: Request) -> Response:
         if self.scorer is None:  # Only reachable when the app is served without running its lifespan.

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from gunicorn import glogging
+from gunicorn.arbiter import Arbiter
 from uvicorn_worker import UvicornWorker
 
 
@@ -21,6 +23,19 @@ class ScoringWorker(UvicornWorker):  # type: ignore[misc]
             named.handlers = []
             named.propagate = True
         logging.getLogger("uvicorn.access").disabled = True
+        # gunicorn's own graceful timeout bounds the whole stop; uvicorn's lets in-flight requests finish within it.
+        self.config.timeout_graceful_shutdown = self.cfg.graceful_timeout
+
+    async def _serve(self) -> None:
+        # As UvicornWorker._serve, with the server that marks the app as draining on SIGTERM.
+        from scoring_runtime.server import DrainingServer
+
+        self.config.app = self.wsgi
+        server = DrainingServer(config=self.config)
+        self._install_sigquit_handler()
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
 
 class GunicornLogger(glogging.Logger):  # type: ignore[misc]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import signal
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -54,15 +56,42 @@ def _binds(settings: Settings) -> list[tuple[str, int]]:
     return binds
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, which also tells the app it is draining as soon as a shutdown signal arrives."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        app = self.config.app
+        if isinstance(app, ScoringApp) and not app.draining:
+            app.draining = True
+            logger.info(
+                "Draining: /ready answers 503; in-flight requests get up to %ss", self.config.timeout_graceful_shutdown
+            )
+        super().handle_exit(sig, frame)
+
+
 def _run_uvicorn(settings: Settings) -> int:
     app = ScoringApp(settings)
     configs = [
-        uvicorn.Config(app, host=host, port=port, lifespan="on", log_config=None, access_log=False)
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=settings.graceful_timeout_s,
+        )
         for host, port in _binds(settings)
     ]
-    server = uvicorn.Server(configs[0])
+    server = DrainingServer(configs[0])
     sockets = [config.bind_socket() for config in configs] if len(configs) > 1 else None
-    server.run(sockets=sockets)
+    # Once drained, uvicorn raises the signal that stopped it again, under the handler that was there before it
+    # started. A SIGTERM that drained cleanly is a clean exit (status 0), as orchestrators expect.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        server.run(sockets=sockets)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0 if server.started else STARTUP_FAILURE
 
 
@@ -92,6 +121,7 @@ def _run_gunicorn(settings: Settings) -> int:
         "worker_class": "scoring_runtime.gunicorn_worker.ScoringWorker",
         "logger_class": "scoring_runtime.gunicorn_worker.GunicornLogger",
         "timeout": settings.worker_timeout,
+        "graceful_timeout": settings.graceful_timeout_s,
         "keepalive": 5,
         "proc_name": "scoring_runtime",
         # gunicorn 27 would otherwise share one control socket in $HOME between every instance on the machine.
