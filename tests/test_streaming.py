@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx2 as httpx
@@ -55,7 +54,7 @@ def test_a_failing_stream_is_cut_short_logged_and_the_server_keeps_serving(
     assert received == b"first\n"
     assert server.get("/").text == "Healthy"
     assert server.post("/score?kind=list").content == b"abc"
-    log = _wait_for_log(server, "generator closed")
+    log = server.wait_for_log(" aborted")  # the last line such a request writes
     assert logged in log
     assert "Exception in ASGI application" not in log and "StreamAborted" not in log
     assert "POST /score?fail=" + fail + " 200" in log and "aborted" in log
@@ -67,16 +66,5 @@ def test_a_client_that_leaves_closes_the_generator(serve: ServerFactory, tmp_pat
         assert next(r.iter_raw()) == b"first\n"
     # The generator is blocked at the gate for up to 20 s; once it yields again the send fails and it is closed.
     (tmp_path / "never").touch()
-    assert "generator closed" in _wait_for_log(server, "generator closed")
+    assert "generator closed" in server.wait_for_log("generator closed")
     assert server.get("/").status_code == 200
-
-
-def _wait_for_log(server: object, text: str, timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    log = ""
-    while time.monotonic() < deadline:
-        log = server.log()  # type: ignore[attr-defined]
-        if text in log:
-            return log
-        time.sleep(0.05)
-    return log

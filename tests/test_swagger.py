@@ -162,7 +162,7 @@ def test_prefixed_routes_are_served_and_documented(serve: ServerFactory, workers
         assert server.get(f"{root}/swagger.json?version=3.1").json()["openapi"] == "3.1.0"
     assert server.get("/models/v1").status_code == 404  # strict about the trailing slash, like every route
     assert server.get("/models/score").status_code == 404
-    assert "POST /models/v1/score 200" in server.log()
+    assert "POST /models/v1/score 200" in server.wait_for_log("POST /models/v1/score 200")
 
 
 def test_swagger_head_and_options(serve: ServerFactory) -> None:
