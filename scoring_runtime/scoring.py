@@ -42,7 +42,7 @@ class Scorer:
         self.timeout_ms = settings.scoring_timeout_ms
         self._timeout_s = self.timeout_ms / 1000.0 if self.timeout_ms else None
         self.max_request_bytes = settings.max_request_bytes
-        self.max_queue = settings.max_queue
+        self.max_concurrency = settings.max_concurrency
         # Admitted calls (running or waiting for a slot) beyond which a request is turned away with a 503.
         self._capacity = settings.max_concurrency + settings.max_queue
         self._async_slots = asyncio.Semaphore(settings.max_concurrency)
@@ -58,10 +58,11 @@ class Scorer:
                 return response
             if method == "HEAD":
                 raise MethodNotAllowed("Method not allowed")
-        body = await self._read_body(request)
+        # Refused before the body is read: an overloaded server should not spend time on what it will not score.
         outstanding = self._async_outstanding if script.is_async else self.runner.outstanding
         if outstanding >= self._capacity:
-            raise Overloaded(outstanding - (self._capacity - self.max_queue))
+            raise Overloaded(outstanding - self.max_concurrency)
+        body = await self._read_body(request)
         try:
             if script.is_async:
                 self._async_outstanding += 1
