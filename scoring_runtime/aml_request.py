@@ -15,6 +15,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 from scoring_runtime.forms import FileStorage, MultiDict, parse_form, parse_query
+from scoring_runtime.payload import is_json_type, mimetype_of
 from scoring_runtime.user_script import rawhttp
 
 __all__ = ["AMLRequest", "RequestHeaders", "rawhttp"]
@@ -116,7 +117,7 @@ class AMLRequest:
                     continue
         return {key: morsel.value for key, morsel in jar.items()}
 
-    @property
+    @cached_property
     def stream(self) -> io.BytesIO:
         return io.BytesIO(self.data)
 
@@ -166,7 +167,7 @@ class AMLRequest:
 
     @property
     def mimetype(self) -> str:
-        return (self.content_type or "").split(";", 1)[0].strip().lower()
+        return mimetype_of(self.content_type)
 
     @property
     def mimetype_params(self) -> dict[str, str]:
@@ -179,8 +180,7 @@ class AMLRequest:
 
     @property
     def is_json(self) -> bool:
-        mimetype = self.mimetype
-        return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+        return is_json_type(self.content_type)
 
     def get_data(self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False) -> bytes | str:
         """The raw body (text when `as_text`), whatever its Content-Type. Flask's positional order is kept."""

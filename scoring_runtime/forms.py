@@ -15,6 +15,8 @@ from urllib.parse import parse_qsl
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from scoring_runtime.payload import mimetype_of
+
 V = TypeVar("V")
 T = TypeVar("T")
 
@@ -94,7 +96,7 @@ class FileStorage:
 
     @property
     def mimetype(self) -> str:
-        return (self.content_type or "").split(";", 1)[0].strip().lower()
+        return mimetype_of(self.content_type)
 
     @property
     def content_length(self) -> int:

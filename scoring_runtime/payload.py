@@ -78,10 +78,15 @@ def typed_input(method: str, body: bytes, query_string: bytes, content_type: str
     return data
 
 
+def mimetype_of(content_type: str | None) -> str:
+    """`Application/JSON; charset=utf-8` -> `application/json`; no Content-Type -> ``."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
 def is_json_type(content_type: str | None) -> bool:
     if not content_type:
         return False
-    mimetype = content_type.split(";", 1)[0].strip().lower()
+    mimetype = mimetype_of(content_type)
     return mimetype == JSON_TYPE or (mimetype.startswith("application/") and mimetype.endswith("+json"))
 
 

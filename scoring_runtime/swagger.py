@@ -193,7 +193,7 @@ def _openapi2(info: ServiceInfo, enum: list[str], service_input: Any, service_ou
         "schemes": ["https"],
         "consumes": [_JSON],
         "produces": [_JSON],
-        "securityDefinitions": {"Bearer": dict(_BEARER)},
+        "securityDefinitions": {"Bearer": _BEARER},
         "paths": paths,
         "definitions": {"ServiceInput": service_input, "ServiceOutput": service_output, "ErrorResponse": _ERROR_SCHEMA},
     }
@@ -223,6 +223,6 @@ def _openapi3(info: ServiceInfo, enum: list[str], service_input: Any, service_ou
         "paths": paths,
         "components": {
             "schemas": {"ServiceInput": service_input, "ServiceOutput": service_output, "ErrorResponse": _ERROR_SCHEMA},
-            "securitySchemes": {"Bearer": dict(_BEARER)},
+            "securitySchemes": {"Bearer": _BEARER},
         },
     }
