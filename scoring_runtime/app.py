@@ -19,7 +19,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from scoring_runtime import __version__
 from scoring_runtime.config import Settings, load_settings
 from scoring_runtime.cors import Cors
-from scoring_runtime.errors import HTTPError, InternalError, MethodNotAllowed, NotFound, ScriptLoadError, StartupError
+from scoring_runtime.errors import (
+    HTTPError,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    ScriptLoadError,
+    StartupError,
+    WorkerRestarting,
+    WorkerTimeout,
+)
 from scoring_runtime.forms import parse_query
 from scoring_runtime.rawhttp import register_azureml_aliases
 from scoring_runtime.request_context import RequestContext
@@ -129,6 +138,20 @@ class ScoringApp:
     @property
     def is_ready(self) -> bool:
         return self.scorer is not None and not self.draining
+
+    def release_stuck_runs(self, limit_s: int) -> int:
+        """Answer the clients of run() calls running for more than `limit_s` seconds, and of the calls queued behind
+        them, so that this worker can be replaced; return how many calls are stuck.
+
+        The threads stay stuck: Python cannot stop them. Only replacing the process frees them.
+        """
+        overdue = self.runner.overdue(limit_s)
+        if overdue:
+            for future in overdue:
+                if not future.done():
+                    future.set_exception(WorkerTimeout(limit_s))
+            self.runner.fail_queued(WorkerRestarting)
+        return len(overdue)
 
     async def live(self, request: Request) -> Response:
         return Response(b'{"live": true}', media_type="application/json")

@@ -143,7 +143,10 @@ class Settings:
         "worker_count",
     )
     worker_timeout: int = _setting(
-        "WORKER_TIMEOUT", _integer(1), 300, "Seconds gunicorn lets a worker go silent before replacing it."
+        "WORKER_TIMEOUT",
+        _integer(1),
+        300,
+        "Under gunicorn, seconds a run() call or a silent worker may take before the worker is replaced.",
     )
     worker_preload: bool = _setting(
         "WORKER_PRELOAD",

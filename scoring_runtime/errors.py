@@ -14,8 +14,10 @@ ScoringRuntimeError
     ├── PayloadTooLarge          413: the body is over SCORING_MAX_REQUEST_BYTES
     ├── HeaderTooLarge           431: a request-id header is over 100 characters
     ├── Overloaded               503 with Retry-After: every run slot is busy and the wait queue is full
+    ├── WorkerRestarting         503 with Retry-After: the request was waiting in a worker that is being replaced
     ├── RunFailed                500: run() raised (x-ms-run-function-failed: True)
     ├── ScoringTimeout           500: run() took longer than SCORING_TIMEOUT_MS (x-ms-run-function-failed: True)
+    ├── WorkerTimeout            500: run() was still running after WORKER_TIMEOUT; its worker is replaced
     └── InternalError            500: the server failed around run(), e.g. its result cannot be encoded
 """
 
@@ -96,6 +98,13 @@ class Overloaded(HTTPError):
         )
 
 
+class WorkerRestarting(HTTPError):
+    status_code = HTTPStatus.SERVICE_UNAVAILABLE
+
+    def __init__(self) -> None:
+        super().__init__("The worker is being replaced. Retry the request.", {"Retry-After": "1"})
+
+
 class HeaderTooLarge(HTTPError):
     status_code = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
 
@@ -116,6 +125,13 @@ class ScoringTimeout(HTTPError):
 
     def __init__(self, timeout_ms: int) -> None:
         super().__init__(f"Scoring timeout after {timeout_ms} ms")
+
+
+class WorkerTimeout(HTTPError):
+    run_function_failed = True
+
+    def __init__(self, timeout_s: int) -> None:
+        super().__init__(f"run() did not finish within WORKER_TIMEOUT ({timeout_s} s); the worker is being replaced")
 
 
 class InternalError(HTTPError):

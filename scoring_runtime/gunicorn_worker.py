@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
 from gunicorn import glogging
 from gunicorn.arbiter import Arbiter
 from uvicorn_worker import UvicornWorker
+
+from scoring_runtime.app import ScoringApp
+from scoring_runtime.server import DrainingServer
+
+logger = logging.getLogger("scoring_runtime")
 
 
 class ScoringWorker(UvicornWorker):  # type: ignore[misc]
@@ -25,17 +31,39 @@ class ScoringWorker(UvicornWorker):  # type: ignore[misc]
         logging.getLogger("uvicorn.access").disabled = True
         # gunicorn's own graceful timeout bounds the whole stop; uvicorn's lets in-flight requests finish within it.
         self.config.timeout_graceful_shutdown = self.cfg.graceful_timeout
+        # The heartbeat is also the stuck-run() check: once a second, rather than every WORKER_TIMEOUT / 2.
+        self.config.timeout_notify = min(self.timeout, 1.0)
+        self._server: DrainingServer | None = None
 
     async def _serve(self) -> None:
         # As UvicornWorker._serve, with the server that marks the app as draining on SIGTERM.
-        from scoring_runtime.server import DrainingServer
-
         self.config.app = self.wsgi
-        server = DrainingServer(config=self.config)
+        server = self._server = DrainingServer(config=self.config)
         self._install_sigquit_handler()
         await server.serve(sockets=self.sockets)
         if not server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+    async def callback_notify(self) -> None:
+        """The heartbeat to gunicorn, and the replacement of this worker when a run() call is stuck.
+
+        The heartbeat comes from the event loop, which a run() stuck on its own thread does not block, so gunicorn
+        alone would never notice. A worker whose run() has outlived WORKER_TIMEOUT answers that client, fails the
+        requests queued behind it with a 503 to retry, and drains like on SIGTERM; the arbiter starts a new one.
+        """
+        self.notify()
+        app, server = self.wsgi, self._server
+        if not isinstance(app, ScoringApp) or server is None or app.draining:
+            return
+        stuck = app.release_stuck_runs(self.cfg.timeout)
+        if stuck:
+            logger.error(
+                "%d run() call(s) still running after WORKER_TIMEOUT (%d s); replacing worker %d",
+                stuck,
+                self.cfg.timeout,
+                os.getpid(),
+            )
+            server.drain()
 
 
 class GunicornLogger(glogging.Logger):  # type: ignore[misc]

@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -28,12 +29,14 @@ class RunThreads:
         self._threads: list[threading.Thread] = []
         # Jobs submitted and not finished, queued or running (abandoned ones included). Changed only on the loop.
         self.outstanding = 0
+        # Per thread, the job it is running: (monotonic start, its future), or None while idle.
+        self._running: list[tuple[float, asyncio.Future[Any]] | None] = [None] * size
 
     def start(self) -> None:
         if self._threads:
             return
         for index in range(self.size):
-            thread = threading.Thread(target=self._work, name=f"{self.name}-{index}", daemon=True)
+            thread = threading.Thread(target=self._work, args=(index,), name=f"{self.name}-{index}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -54,15 +57,42 @@ class RunThreads:
         self._jobs.put((contextvars.copy_context(), fn, args, future, loop))
         return future
 
-    def _work(self) -> None:
+    def overdue(self, limit_s: float) -> list[asyncio.Future[Any]]:
+        """The futures of the jobs that have been running for more than `limit_s` seconds."""
+        now = time.monotonic()
+        return [entry[1] for entry in list(self._running) if entry is not None and now - entry[0] > limit_s]
+
+    def fail_queued(self, exc: Callable[[], BaseException]) -> int:
+        """Settle every job still waiting for a thread with `exc()` and drop it; return how many there were.
+
+        For a worker that is about to be replaced: its clients get an answer now instead of waiting for a thread
+        that may never come free. Call it on the event loop, before `stop()`.
+        """
+        dropped = 0
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return dropped
+            if job is None:  # stop() has already been called: keep its sentinels
+                self._jobs.put(None)
+                return dropped
+            dropped += 1
+            self.outstanding -= 1
+            _set_exception(job[3], exc())
+
+    def _work(self, index: int) -> None:
         while (job := self._jobs.get()) is not None:
             context, fn, args, future, loop = job
+            self._running[index] = (time.monotonic(), future)
             try:
                 result = context.run(fn, *args)
             except BaseException as exc:  # handed to the awaiting coroutine, which decides
                 _post(loop, self._finished, _set_exception, future, exc)
             else:
                 _post(loop, self._finished, _set_result, future, result)
+            finally:
+                self._running[index] = None
             del job, context, fn, args, future
 
     def _finished(

@@ -60,13 +60,21 @@ class DrainingServer(uvicorn.Server):
     """uvicorn's server, which also tells the app it is draining as soon as a shutdown signal arrives."""
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._mark_draining()
+        super().handle_exit(sig, frame)
+
+    def drain(self) -> None:
+        """Stop as on SIGTERM, without a signal (which uvicorn would raise again once it has stopped)."""
+        self._mark_draining()
+        self.should_exit = True
+
+    def _mark_draining(self) -> None:
         app = self.config.app
         if isinstance(app, ScoringApp) and not app.draining:
             app.draining = True
             logger.info(
                 "Draining: /ready answers 503; in-flight requests get up to %ss", self.config.timeout_graceful_shutdown
             )
-        super().handle_exit(sig, frame)
 
 
 def _run_uvicorn(settings: Settings) -> int:
