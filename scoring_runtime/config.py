@@ -73,6 +73,13 @@ def _log_level(raw: object) -> str:
     return "WARNING" if level == "WARN" else level
 
 
+def _log_format(raw: object) -> str:
+    text = _text(raw).lower()
+    if text not in ("text", "json"):
+        raise ValueError(f"expected text or json, got {raw!r}")
+    return text
+
+
 def _path_prefix(raw: object) -> str:
     """`test`, `/test` and `/test/` all mean `/test`; empty or `/` means no prefix."""
     segments = _text(raw).strip("/")
@@ -155,6 +162,13 @@ class Settings:
         "Import score.py and run init() once before forking workers, sharing the model's memory.",
     )
     log_level: str = _setting("AZUREML_LOG_LEVEL", _log_level, "INFO", "Level of the server's and the script's logs.")
+    log_format: str = _setting(
+        "SCORING_LOG_FORMAT",
+        _log_format,
+        "text",
+        "text: the reference's log lines; json: one JSON object per line, with the request id.",
+        "log_format",
+    )
     cors_origins: tuple[str, ...] = _setting(
         "AML_CORS_ORIGINS", _origins, (), "Comma-separated origins allowed by CORS.", "access_control_allow_origins"
     )

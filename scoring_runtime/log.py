@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import contextvars
 import json
 import logging
 import logging.config
@@ -10,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from scoring_runtime.errors import StreamAborted
 
@@ -21,9 +24,41 @@ print_logger = logging.getLogger("scoring_runtime.print")
 
 _original_print = builtins.print
 
+# The x-request-id of the request being served. Run threads see it too: jobs run in a copy of the caller's context.
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("scoring_request_id", default=None)
+
+# Attributes an access record carries (as `extra`), written as fields of their own in JSON lines.
+ACCESS_FIELDS = ("method", "path", "status", "duration_ms", "size", "aborted")
+
 
 class UTCFormatter(logging.Formatter):
     converter = staticmethod(time.gmtime)
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per record: timestamp (RFC 3339, UTC), level, logger, message, pid, request id, and the
+    access fields or the traceback when the record has them."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        line: dict[str, Any] = {
+            "timestamp": f"{created}.{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+            "request_id": request_id.get(),
+        }
+        for name in ACCESS_FIELDS:
+            if name in record.__dict__:
+                line[name] = record.__dict__[name]
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return orjson.dumps(line, default=str).decode()
 
 
 def _not_stream_abort(record: logging.LogRecord) -> bool:
@@ -31,13 +66,13 @@ def _not_stream_abort(record: logging.LogRecord) -> bool:
     return not (record.exc_info and isinstance(record.exc_info[1], StreamAborted))
 
 
-def configure_logging(level: str, override_dirs: tuple[Path, ...] = ()) -> None:
+def configure_logging(level: str, override_dirs: tuple[Path, ...] = (), log_format: str = "text") -> None:
     """Send every logger (ours, uvicorn's, gunicorn's, the user's) through one stdout handler on the root logger.
 
     The root logger is configured, unlike the reference, so that `logging.info` in score.py is not lost.
     """
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(UTCFormatter(LINE_FORMAT))
+    handler.setFormatter(JSONFormatter() if log_format == "json" else UTCFormatter(LINE_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

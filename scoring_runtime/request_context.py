@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from scoring_runtime.log import access_logger, logger
+from scoring_runtime.log import access_logger, logger, request_id
 
 MAX_ID_LENGTH = 100
 _REQUEST_ID = b"x-request-id"
@@ -128,8 +128,15 @@ class RequestContext:
             query = scope.get("query_string", b"")
             target = f"{path}?{query.decode('latin-1')}" if query else path
             elapsed = (time.perf_counter() - start) * 1000.0
-            access_logger.info("%s %s %d %.3fms %s%s", scope["method"], target, status, elapsed, length, outcome)
+            fields = {"method": scope["method"], "path": target, "status": status, "duration_ms": round(elapsed, 3)}
+            fields["size"] = int(length) if length.isdigit() else None
+            if outcome:
+                fields["aborted"] = True
+            access_logger.info(
+                "%s %s %d %.3fms %s%s", scope["method"], target, status, elapsed, length, outcome, extra=fields
+            )
 
+        token = request_id.set(ids.request_id or None)
         try:
             await self.app(scope, receive, send_with_headers)
         except BaseException:
@@ -137,6 +144,8 @@ class RequestContext:
             if logged and status:
                 log_access(" aborted")
             raise
+        finally:
+            request_id.reset(token)
 
     async def _reject(self, ids: RequestIds, send: Send) -> None:
         body = json.dumps({"message": ids.rejection}).encode()

@@ -27,7 +27,7 @@ def run(settings: Settings, warnings: list[str] | None = None) -> int:
     """Serve until stopped; return the process exit code."""
     script_path = settings.entry_script_path()
     override_dirs = (settings.app_root,) + ((script_path.parent,) if script_path else ())
-    configure_logging(settings.log_level, override_dirs)
+    configure_logging(settings.log_level, override_dirs, settings.log_format)
     install_print_hook()
     for warning in warnings or ():
         logger.warning(warning)
