@@ -47,6 +47,8 @@ class Scorer:
         self._capacity = settings.max_concurrency + settings.max_queue
         self._async_slots = asyncio.Semaphore(settings.max_concurrency)
         self._async_outstanding = 0
+        # Admitted requests still reading their body: they count against the queue bound too.
+        self._reading = 0
 
     async def __call__(self, request: Request) -> Response:
         script = self.script
@@ -59,10 +61,14 @@ class Scorer:
             if method == "HEAD":
                 raise MethodNotAllowed("Method not allowed")
         # Refused before the body is read: an overloaded server should not spend time on what it will not score.
-        outstanding = self._async_outstanding if script.is_async else self.runner.outstanding
+        outstanding = self._reading + (self._async_outstanding if script.is_async else self.runner.outstanding)
         if outstanding >= self._capacity:
             raise Overloaded(outstanding - self.max_concurrency)
-        body = await self._read_body(request)
+        self._reading += 1
+        try:
+            body = await self._read_body(request)
+        finally:
+            self._reading -= 1
         try:
             if script.is_async:
                 self._async_outstanding += 1
