@@ -17,6 +17,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from scoring_runtime import __version__
+from scoring_runtime.auth import Authenticator, authenticator as build_authenticator
 from scoring_runtime.config import Settings, load_settings
 from scoring_runtime.cors import Cors
 from scoring_runtime.errors import (
@@ -58,9 +59,14 @@ READY_PATHS = frozenset({"/ready", "/v2/health/ready"})
 class ScoringApp:
     """ASGI app serving one score.py. Its lifespan imports the script and runs init() (unless given a loaded one)."""
 
-    def __init__(self, settings: Settings, script: UserScript | None = None) -> None:
+    def __init__(
+        self, settings: Settings, script: UserScript | None = None, authenticator: Authenticator | None = None
+    ) -> None:
         self.settings = settings
         self.script = script
+        # Built from the settings unless the server already built it (once, before forking workers).
+        auth = authenticator if authenticator is not None else build_authenticator(settings)
+        self.auth = auth if auth.enabled else None
         self.runner = RunThreads(settings.max_concurrency)
         self.scorer: Scorer | None = None
         self.swaggers: Swaggers | None = None
@@ -162,11 +168,15 @@ class ScoringApp:
         return Response(b'{"ready": false}', status_code=503, media_type="application/json")
 
     async def score(self, request: Request) -> Response:
+        if self.auth is not None:
+            self.auth.check(request.headers.get("authorization"))
         if self.scorer is None:  # Only reachable when the app is served without running its lifespan.
             raise InternalError()
         return await self.scorer(request)
 
     async def swagger(self, request: Request) -> Response:
+        if self.auth is not None and self.auth.protect_swagger:
+            self.auth.check(request.headers.get("authorization"))
         if request.method == "OPTIONS":
             return _options_response("GET, HEAD, OPTIONS")
         if self.swaggers is None:

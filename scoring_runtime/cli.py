@@ -50,4 +50,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(3)
     from scoring_runtime import server  # deferred: `--help` should not pay for importing the server stack
 
-    sys.exit(server.run(settings, warnings))
+    try:
+        code = server.run(settings, warnings)
+    except ConfigError as exc:  # found when the server reads files the settings name (key files)
+        print(f"scoring-runtime: configuration error: {exc}", file=sys.stderr)
+        code = server.STARTUP_FAILURE
+    sys.exit(code)

@@ -88,16 +88,26 @@ def _path_prefix(raw: object) -> str:
     return f"/{segments}" if segments else ""
 
 
-def _origins(raw: object) -> tuple[str, ...]:
+def _comma_list(raw: object) -> tuple[str, ...]:
     items = raw if isinstance(raw, list) else _text(raw).split(",")
     return tuple(origin for origin in (str(item).strip() for item in items) if origin)
 
 
-def _setting(env: str, parse: Callable[[object], Any], default: Any, doc: str, cli: str | None = None) -> Any:
+def _auth_keys(raw: object) -> tuple[str, ...]:
+    keys = _comma_list(raw)
+    if len(keys) > 2:
+        raise ValueError(f"expected at most 2 keys (primary,secondary), got {len(keys)}")
+    return keys
+
+
+def _setting(
+    env: str, parse: Callable[[object], Any], default: Any, doc: str, cli: str | None = None, secret: bool = False
+) -> Any:
     metadata = {"env": env, "parse": parse, "doc": doc, "cli": cli}
+    # Secrets stay out of repr(), so that no log line or traceback that shows the settings shows them.
     if callable(default):
-        return field(default_factory=default, metadata=metadata)
-    return field(default=default, metadata=metadata)
+        return field(default_factory=default, metadata=metadata, repr=not secret)
+    return field(default=default, metadata=metadata, repr=not secret)
 
 
 @dataclass(frozen=True)
@@ -170,7 +180,7 @@ class Settings:
         "log_format",
     )
     cors_origins: tuple[str, ...] = _setting(
-        "AML_CORS_ORIGINS", _origins, (), "Comma-separated origins allowed by CORS.", "access_control_allow_origins"
+        "AML_CORS_ORIGINS", _comma_list, (), "Comma-separated origins allowed by CORS.", "access_control_allow_origins"
     )
     host: str = _setting("SCORING_HOST", _text, "0.0.0.0", "Address to listen on.", "host")
     port: int = _setting("SERVER_PORT", _port, 5001, "Port of the scoring server.", "port")
@@ -200,6 +210,63 @@ class Settings:
         30,
         "Seconds in-flight requests get to finish after SIGTERM before the process stops anyway.",
         "graceful_timeout_s",
+    )
+    auth_keys: tuple[str, ...] = _setting(
+        "SCORING_AUTH_KEYS",
+        _auth_keys,
+        (),
+        "Comma-separated API keys (primary,secondary) accepted as `Authorization: Bearer <key>`.",
+        "auth_keys",
+        secret=True,
+    )
+    auth_key_file: str | None = _setting(
+        "SCORING_AUTH_KEY_FILE",
+        _optional_text,
+        None,
+        "File of API keys, one per line (primary, secondary); re-read when it changes.",
+        "auth_key_file",
+    )
+    jwt_secret: str | None = _setting(
+        "SCORING_JWT_SECRET",
+        _optional_text,
+        None,
+        "HS256 secret (at least 32 bytes) that bearer JWTs are checked with.",
+        "jwt_secret",
+        secret=True,
+    )
+    jwt_public_key_file: str | None = _setting(
+        "SCORING_JWT_PUBLIC_KEY_FILE",
+        _optional_text,
+        None,
+        "PEM public key that bearer JWTs are checked with: RSA means RS256, EC P-256 means ES256.",
+        "jwt_public_key_file",
+    )
+    jwt_jwks_file: str | None = _setting(
+        "SCORING_JWT_JWKS_FILE",
+        _optional_text,
+        None,
+        "JWKS file whose keys (picked by kid) bearer JWTs are checked with; re-read when it changes.",
+        "jwt_jwks_file",
+    )
+    jwt_audience: str | None = _setting(
+        "SCORING_JWT_AUDIENCE", _optional_text, None, "Required `aud` of bearer JWTs.", "jwt_audience"
+    )
+    jwt_issuer: str | None = _setting(
+        "SCORING_JWT_ISSUER", _optional_text, None, "Required `iss` of bearer JWTs.", "jwt_issuer"
+    )
+    jwt_leeway_s: int = _setting(
+        "SCORING_JWT_LEEWAY_S",
+        _integer(0, 300),
+        30,
+        "Clock skew, in seconds, allowed when checking a JWT's exp, nbf and iat.",
+        "jwt_leeway_s",
+    )
+    auth_swagger: bool = _setting(
+        "SCORING_AUTH_SWAGGER",
+        _boolean,
+        False,
+        "Require authentication for /swagger.json too (when authentication is on).",
+        "auth_swagger",
     )
     server_version_header: bool = _setting(
         "SERVER_VERSION_LOG_RESPONSE_ENABLED", _boolean, True, "Send the x-ms-server-version response header."

@@ -8,6 +8,7 @@ ScoringRuntimeError
 ├── StreamAborted                a streamed response failed after its status was sent: the connection is cut
 └── HTTPError                    answered to the client as {"message": ...}; app.py turns it into a response
     ├── BadRequest               400: the request body or query cannot be turned into run() arguments
+    ├── Unauthorized             401 with WWW-Authenticate: authentication is on and the request's key or token fails
     ├── NotFound                 404
     ├── MethodNotAllowed         405
     ├── UnsupportedMediaType     415
@@ -67,6 +68,23 @@ class HTTPError(ScoringRuntimeError):
 
 class BadRequest(HTTPError):
     status_code = HTTPStatus.BAD_REQUEST
+
+
+class Unauthorized(HTTPError):
+    """A 401 with an RFC 6750 challenge: a plain `Bearer` when no bearer credentials came, `invalid_token` otherwise."""
+
+    status_code = HTTPStatus.UNAUTHORIZED
+
+    def __init__(self, message: str, description: str | None = None) -> None:
+        challenge = "Bearer"
+        if description is not None:
+            challenge = f'Bearer error="invalid_token", error_description="{_quotable(description)}"'
+        super().__init__(message, {"WWW-Authenticate": challenge})
+
+
+def _quotable(text: str) -> str:
+    # RFC 6750 allows only printable ASCII without `"` and `\` in error_description.
+    return "".join(char for char in text if " " <= char <= "~" and char not in '"\\')
 
 
 class NotFound(HTTPError):

@@ -13,6 +13,7 @@ import uvicorn
 
 from scoring_runtime import __version__
 from scoring_runtime.app import ScoringApp, finish_async_init, load_user_script
+from scoring_runtime.auth import Authenticator, authenticator as build_authenticator
 from scoring_runtime.config import Settings
 from scoring_runtime.errors import StartupError
 from scoring_runtime.log import configure_logging, install_print_hook
@@ -24,7 +25,7 @@ STARTUP_FAILURE = 3
 
 
 def run(settings: Settings, warnings: list[str] | None = None) -> int:
-    """Serve until stopped; return the process exit code."""
+    """Serve until stopped; return the process exit code. A ConfigError found here is raised before anything starts."""
     script_path = settings.entry_script_path()
     override_dirs = (settings.app_root,) + ((script_path.parent,) if script_path else ())
     configure_logging(settings.log_level, override_dirs, settings.log_format)
@@ -32,9 +33,11 @@ def run(settings: Settings, warnings: list[str] | None = None) -> int:
     for warning in warnings or ():
         logger.warning(warning)
     _log_banner(settings)
+    # Key files are read and checked here, once: a bad one stops start-up before any port is bound or worker forked.
+    auth = build_authenticator(settings)
     if settings.worker_count == 1:
-        return _run_uvicorn(settings)
-    return _run_gunicorn(settings)
+        return _run_uvicorn(settings, auth)
+    return _run_gunicorn(settings, auth)
 
 
 def _log_banner(settings: Settings) -> None:
@@ -77,8 +80,8 @@ class DrainingServer(uvicorn.Server):
             )
 
 
-def _run_uvicorn(settings: Settings) -> int:
-    app = ScoringApp(settings)
+def _run_uvicorn(settings: Settings, auth: Authenticator) -> int:
+    app = ScoringApp(settings, authenticator=auth)
     configs = [
         uvicorn.Config(
             app,
@@ -112,7 +115,7 @@ def preload(settings: Settings) -> UserScript:
     return script
 
 
-def _run_gunicorn(settings: Settings) -> int:
+def _run_gunicorn(settings: Settings, auth: Authenticator) -> int:
     from gunicorn.app.base import BaseApplication
     from gunicorn.errors import HaltServer
 
@@ -143,7 +146,7 @@ def _run_gunicorn(settings: Settings) -> int:
                     self.cfg.set(key, value)
 
         def load(self) -> ScoringApp:
-            return ScoringApp(settings, script)
+            return ScoringApp(settings, script, auth)
 
     # gunicorn's arbiter leaves through sys.exit: 0 on a normal stop, 3 when a worker cannot boot. When a second
     # worker fails to boot while the arbiter is already halting, gunicorn raises HaltServer again, uncaught.
