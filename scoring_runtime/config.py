@@ -184,6 +184,7 @@ class Settings:
         "Seconds in-flight requests get to finish after SIGTERM before the process stops anyway.",
         "graceful_timeout_s",
     )
+    metrics: bool = _setting("SCORING_METRICS", _boolean, True, "Serve Prometheus metrics at GET /metrics.", "metrics")
     server_version_header: bool = _setting(
         "SERVER_VERSION_LOG_RESPONSE_ENABLED", _boolean, True, "Send the x-ms-server-version response header."
     )
