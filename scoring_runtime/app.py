@@ -6,6 +6,7 @@ import inspect
 import json
 import logging
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +32,7 @@ from scoring_runtime.errors import (
     WorkerTimeout,
 )
 from scoring_runtime.forms import parse_query
+from scoring_runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics
 from scoring_runtime.rawhttp import register_azureml_aliases
 from scoring_runtime.request_context import RequestContext
 from scoring_runtime.runner import RunThreads
@@ -54,19 +56,26 @@ NOT_FOUND_MESSAGE = (
 ROUTING_405_MESSAGE = "The method is not allowed for the requested URL."
 LIVE_PATHS = frozenset({"/live", "/v2/health/live"})
 READY_PATHS = frozenset({"/ready", "/v2/health/ready"})
+METRICS_PATH = "/metrics"
 
 
 class ScoringApp:
     """ASGI app serving one score.py. Its lifespan imports the script and runs init() (unless given a loaded one)."""
 
     def __init__(
-        self, settings: Settings, script: UserScript | None = None, authenticator: Authenticator | None = None
+        self,
+        settings: Settings,
+        script: UserScript | None = None,
+        authenticator: Authenticator | None = None,
+        init_seconds: float | None = None,
     ) -> None:
         self.settings = settings
         self.script = script
         # Built from the settings unless the server already built it (once, before forking workers).
         auth = authenticator if authenticator is not None else build_authenticator(settings)
         self.auth = auth if auth.enabled else None
+        # How long init() took, when it ran before this app was made (WORKER_PRELOAD).
+        self.init_seconds = init_seconds
         self.runner = RunThreads(settings.max_concurrency)
         self.scorer: Scorer | None = None
         self.swaggers: Swaggers | None = None
@@ -83,6 +92,13 @@ class ScoringApp:
         # Probes, with the Open Inference Protocol's names too. Answered on the event loop, never behind run().
         routes += [Route(path, self.live, methods=["GET"]) for path in LIVE_PATHS]
         routes += [Route(path, self.ready, methods=["GET"]) for path in READY_PATHS]
+        self.metrics: Metrics | None = None
+        if settings.metrics:
+            # Requests are counted by route; a prefixed route under its unprefixed name.
+            labels = {f"{prefix}{path}": path for prefix in prefixes for path in ("/", "/score", "/swagger.json")}
+            labels |= {path: path for path in (*LIVE_PATHS, *READY_PATHS, METRICS_PATH)}
+            self.metrics = Metrics(labels)
+            routes.append(Route(METRICS_PATH, self.metrics_page, methods=["GET"]))
         handlers: Mapping[Any, Any] = {HTTPError: _error_response, HTTPException: _routing_error}
         router = Starlette(routes=routes, exception_handlers=handlers)
         router.router.redirect_slashes = False
@@ -94,8 +110,9 @@ class ScoringApp:
         self._http = RequestContext(
             app,
             server_version,
-            health_paths=frozenset(f"{prefix}/" for prefix in prefixes) | LIVE_PATHS | READY_PATHS,
+            health_paths=frozenset(f"{prefix}/" for prefix in prefixes) | LIVE_PATHS | READY_PATHS | {METRICS_PATH},
             logged_paths=frozenset(f"{prefix}{path}" for prefix in prefixes for path in ("/score", "/swagger.json")),
+            metrics=self.metrics,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -125,14 +142,18 @@ class ScoringApp:
         script = self.script
         if script is None:
             script = load_user_script(self.settings)
+            started = time.perf_counter()
             # init() runs on a run thread: the thread run() will use when concurrency is 1, as under the reference.
             pending = await self.runner.submit(run_init, script, self.settings.model_dir)
             await finish_async_init(pending, self.settings.model_dir)
+            self.init_seconds = time.perf_counter() - started
             self.script = script
+        if self.metrics is not None and self.init_seconds is not None:
+            self.metrics.init_seconds.set(self.init_seconds)
         settings = self.settings
         info = ServiceInfo(settings.service_name, settings.service_version, settings.service_path_prefix)
         self.swaggers = build_swaggers(script.run, info, settings.app_root)
-        self.scorer = Scorer(script, self.runner, settings)
+        self.scorer = Scorer(script, self.runner, settings, self.metrics)
         logger.info("Scoring timeout is set to %d", settings.scoring_timeout_ms)
         logger.info("Worker with pid %d ready for serving traffic", os.getpid())
 
@@ -166,6 +187,11 @@ class ScoringApp:
         if self.is_ready:
             return Response(b'{"ready": true}', media_type="application/json")
         return Response(b'{"ready": false}', status_code=503, media_type="application/json")
+
+    async def metrics_page(self, request: Request) -> Response:
+        if self.metrics is None:
+            raise InternalError()
+        return Response(self.metrics.page(), media_type=METRICS_CONTENT_TYPE)
 
     async def score(self, request: Request) -> Response:
         if self.auth is not None:

@@ -268,6 +268,7 @@ class Settings:
         "Require authentication for /swagger.json too (when authentication is on).",
         "auth_swagger",
     )
+    metrics: bool = _setting("SCORING_METRICS", _boolean, True, "Serve Prometheus metrics at GET /metrics.", "metrics")
     server_version_header: bool = _setting(
         "SERVER_VERSION_LOG_RESPONSE_ENABLED", _boolean, True, "Send the x-ms-server-version response header."
     )

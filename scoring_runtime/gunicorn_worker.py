@@ -11,6 +11,7 @@ from gunicorn import glogging
 from gunicorn.arbiter import Arbiter
 from uvicorn_worker import UvicornWorker
 
+from scoring_runtime import metrics
 from scoring_runtime.app import ScoringApp
 from scoring_runtime.server import DrainingServer
 
@@ -74,3 +75,8 @@ class GunicornLogger(glogging.Logger):  # type: ignore[misc]
         self.error_log.propagate = True
         self.error_log.setLevel(logging.NOTSET)  # follow the root level, i.e. AZUREML_LOG_LEVEL
         self.access_log.disabled = True
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """gunicorn's hook in the master, after a worker exited for any reason (a crash included)."""
+    metrics.worker_exited(worker.pid)

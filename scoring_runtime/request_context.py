@@ -1,4 +1,4 @@
-"""Per-request identity and bookkeeping, as pure ASGI middleware: request ids, echoed headers, access log.
+"""Per-request identity and bookkeeping, as pure ASGI middleware: request ids, echoed headers, access log, metrics.
 
 Request ids follow the reference (spec section 5) exactly, 431 answers included, with two differences recorded in
 docs/compatibility.md: the liveness probe `GET /` never answers 431, and every response (404 and 405 included)
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scoring_runtime.log import access_logger, logger, request_id
+from scoring_runtime.metrics import Metrics
 
 MAX_ID_LENGTH = 100
 _REQUEST_ID = b"x-request-id"
@@ -82,25 +83,30 @@ class RequestContext:
         server_version: str | None,
         health_paths: frozenset[str] = frozenset({"/"}),
         logged_paths: frozenset[str] = frozenset({"/score", "/swagger.json"}),
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
         self.server_version = server_version.encode("latin-1") if server_version else None
         self.health_paths = health_paths
         self.logged_paths = logged_paths
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        start = time.perf_counter()
         path: str = scope["path"]
+        route = self.metrics.route(path) if self.metrics is not None else None
         ids = derive_ids(scope["headers"])
         if ids.rejection is not None:
             if path not in self.health_paths:
                 await self._reject(ids, send)
+                if route is not None:
+                    route.count(431, time.perf_counter() - start)
                 return
             ids = RequestIds("", "", "", None)
         logged = path in self.logged_paths and access_logger.isEnabledFor(20)
-        start = time.perf_counter()
         status = 0
         length = "N/A"
         extra = ids.response_headers()
@@ -115,8 +121,8 @@ class RequestContext:
                 headers = [(name, value) for name, value in message.get("headers", ()) if name.lower() not in replaced]
                 headers.extend(extra)
                 message["headers"] = headers
+                status = message["status"]
                 if logged:
-                    status = message["status"]
                     length = next((value.decode() for name, value in headers if name == b"content-length"), "N/A")
             await send(message)
             if logged and message["type"] == "http.response.body" and not message.get("more_body", False):
@@ -137,6 +143,8 @@ class RequestContext:
             )
 
         token = request_id.set(ids.request_id or None)
+        if route is not None:
+            route.enter()
         try:
             await self.app(scope, receive, send_with_headers)
         except BaseException:
@@ -146,6 +154,8 @@ class RequestContext:
             raise
         finally:
             request_id.reset(token)
+            if route is not None:
+                route.leave(status, time.perf_counter() - start)
 
     async def _reject(self, ids: RequestIds, send: Send) -> None:
         body = json.dumps({"message": ids.rejection}).encode()

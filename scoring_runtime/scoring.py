@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from starlette.requests import Request
@@ -23,6 +23,7 @@ from scoring_runtime.errors import (
     PayloadTooLarge,
     ScoringTimeout,
 )
+from scoring_runtime.metrics import Metrics
 from scoring_runtime.runner import RunThreads
 from scoring_runtime.user_script import Mode, UserScript
 
@@ -36,9 +37,13 @@ _END = object()
 class Scorer:
     """Serves /score for one loaded script, within the run threads' concurrency and the scoring timeout."""
 
-    def __init__(self, script: UserScript, runner: RunThreads, settings: Settings) -> None:
+    def __init__(
+        self, script: UserScript, runner: RunThreads, settings: Settings, metrics: Metrics | None = None
+    ) -> None:
         self.script = script
         self.runner = runner
+        self.metrics = metrics
+        self._run_finished: Callable[[float], None] = metrics.run_finished if metrics is not None else _ignore
         self.timeout_ms = settings.scoring_timeout_ms
         self._timeout_s = self.timeout_ms / 1000.0 if self.timeout_ms else None
         self.max_request_bytes = settings.max_request_bytes
@@ -63,6 +68,8 @@ class Scorer:
         # Refused before the body is read: an overloaded server should not spend time on what it will not score.
         outstanding = self._reading + (self._async_outstanding if script.is_async else self.runner.outstanding)
         if outstanding >= self._capacity:
+            if self.metrics is not None:
+                self.metrics.queue_rejections.inc()
             raise Overloaded(outstanding - self.max_concurrency)
         self._reading += 1
         try:
@@ -78,7 +85,9 @@ class Scorer:
                     self._async_outstanding -= 1
             else:
                 response = await self._score_in_thread(script, request.scope, body)
-        except HTTPError:
+        except HTTPError as error:
+            if self.metrics is not None:
+                self.metrics.scoring_failed(error)
             raise
         except Exception:
             logger.exception("Encountered Exception")
@@ -107,7 +116,7 @@ class Scorer:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _score_in_thread(self, script: UserScript, scope: Scope, body: bytes) -> Response:
-        future = self.runner.submit(_score, script, scope, body)
+        future = self.runner.submit(_score, script, scope, body, self._run_finished)
         if self._timeout_s is None:
             return await future
         timer = asyncio.get_running_loop().call_later(self._timeout_s, self._expire, future)
@@ -129,6 +138,7 @@ class Scorer:
         except asyncio.TimeoutError:
             logger.error("Scoring timeout after %d ms", self.timeout_ms)
             raise ScoringTimeout(self.timeout_ms) from None
+        self._run_finished(elapsed_ms)
         return _respond(result, elapsed_ms)
 
     async def _call_in_slot(self, script: UserScript, kwargs: dict[str, Any]) -> tuple[Any, float]:
@@ -149,10 +159,16 @@ class Scorer:
                 await self.runner.submit(close)
 
 
-def _score(script: UserScript, scope: Scope, body: bytes) -> Response:
+def _score(script: UserScript, scope: Scope, body: bytes, run_finished: Callable[[float], None]) -> Response:
     """One /score call on a run thread: parse, call run(), encode. Nothing here touches the event loop."""
     result, elapsed_ms = script.call(_arguments(script, scope, body))
+    # Recorded here, so that a call that outlived its timeout is still measured when it returns.
+    run_finished(elapsed_ms)
     return _respond(result, elapsed_ms)
+
+
+def _ignore(elapsed_ms: float) -> None:
+    pass
 
 
 def _arguments(script: UserScript, scope: Scope, body: bytes) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import logging
 import signal
+import time
 from types import FrameType
 from typing import Any
 
@@ -17,6 +18,7 @@ from scoring_runtime.auth import Authenticator, authenticator as build_authentic
 from scoring_runtime.config import Settings
 from scoring_runtime.errors import StartupError
 from scoring_runtime.log import configure_logging, install_print_hook
+from scoring_runtime.metrics import multiprocess_directory
 from scoring_runtime.user_script import UserScript, run_init
 
 logger = logging.getLogger("scoring_runtime")
@@ -106,23 +108,36 @@ def _run_uvicorn(settings: Settings, auth: Authenticator) -> int:
     return 0 if server.started else STARTUP_FAILURE
 
 
-def preload(settings: Settings) -> UserScript:
-    """Import the script and run init() in this process, before gunicorn forks the workers."""
+def preload(settings: Settings) -> tuple[UserScript, float]:
+    """Import the script and run init() in this process, before gunicorn forks the workers.
+
+    Returns the script and how long init() took, in seconds.
+    """
     script = load_user_script(settings)
+    started = time.perf_counter()
     pending = run_init(script, settings.model_dir)
     if inspect.isawaitable(pending):  # an event loop in the master only for `async def init`
         asyncio.run(finish_async_init(pending, settings.model_dir))
-    return script
+    return script, time.perf_counter() - started
 
 
 def _run_gunicorn(settings: Settings, auth: Authenticator) -> int:
+    if not settings.metrics:
+        return _serve_gunicorn(settings, auth)
+    # Set before the script is preloaded and the workers forked: prometheus_client reads it when first imported.
+    with multiprocess_directory() as directory:
+        logger.info("Metrics of every worker are kept in %s", directory)
+        return _serve_gunicorn(settings, auth)
+
+
+def _serve_gunicorn(settings: Settings, auth: Authenticator) -> int:
     from gunicorn.app.base import BaseApplication
     from gunicorn.errors import HaltServer
 
-    script = None
+    script, init_seconds = None, None
     if settings.worker_preload:
         try:
-            script = preload(settings)
+            script, init_seconds = preload(settings)
         except StartupError:
             return STARTUP_FAILURE
 
@@ -138,6 +153,8 @@ def _run_gunicorn(settings: Settings, auth: Authenticator) -> int:
         # gunicorn 27 would otherwise share one control socket in $HOME between every instance on the machine.
         "control_socket_disable": True,
     }
+    if settings.metrics:
+        options["child_exit"] = "scoring_runtime.gunicorn_worker.child_exit"
 
     class Application(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -146,7 +163,7 @@ def _run_gunicorn(settings: Settings, auth: Authenticator) -> int:
                     self.cfg.set(key, value)
 
         def load(self) -> ScoringApp:
-            return ScoringApp(settings, script, auth)
+            return ScoringApp(settings, script, auth, init_seconds)
 
     # gunicorn's arbiter leaves through sys.exit: 0 on a normal stop, 3 when a worker cannot boot. When a second
     # worker fails to boot while the arbiter is already halting, gunicorn raises HaltServer again, uncaught.

@@ -7,6 +7,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import httpx2 as httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ServerFactory
 
@@ -56,6 +57,10 @@ def test_a_worker_with_a_stuck_run_is_replaced(serve: ServerFactory) -> None:
     assert server.log().count("ready for serving traffic") == 3  # two at start, one replacement
     assert server.process.poll() is None
     assert all(server.post("/score", content="0").status_code == 200 for _ in range(10))
+    # The replaced worker's counts survive it.
+    families = text_string_to_metric_families(server.get("/metrics").text)
+    timeouts = [s.value for f in families for s in f.samples if s.name == "scoring_timeouts_total"]
+    assert timeouts == [1.0]
 
 
 def test_a_worker_whose_run_holds_the_gil_is_replaced(serve: ServerFactory) -> None:

@@ -1,0 +1,189 @@
+"""Prometheus metrics for GET /metrics: the series, cheap recording per request, and the gunicorn multiprocess set-up.
+
+prometheus_client decides when it is first imported whether values live in memory or in per-process files
+(multiprocess mode, chosen by PROMETHEUS_MULTIPROC_DIR). The gunicorn master sets that directory before it forks, so
+this module imports prometheus_client only when metrics are created, never at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from scoring_runtime.errors import HTTPError, RunFailed, ScoringTimeout, WorkerTimeout
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+logger = logging.getLogger("scoring_runtime")
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# The classic text format: what every Prometheus version and scraper reads.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OTHER_ROUTE = "other"
+SCORE_ROUTE = "/score"
+# From a small model's millisecond to a large one's minute.
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+class RouteRecorder:
+    """The series of one route, resolved once: recording a request formats no labels and looks nothing up."""
+
+    __slots__ = ("_by_class", "_duration", "_in_flight")
+
+    def __init__(self, by_status: tuple[Counter, ...], duration: Histogram, in_flight: Gauge | None) -> None:
+        # Indexed by status // 100. Status 0 means no response was started: the server answers 500 for it.
+        self._by_class = (by_status[4], *by_status)
+        self._duration = duration
+        self._in_flight = in_flight
+
+    def enter(self) -> None:
+        if self._in_flight is not None:
+            self._in_flight.inc()
+
+    def leave(self, status: int, seconds: float) -> None:
+        if self._in_flight is not None:
+            self._in_flight.dec()
+        self.count(status, seconds)
+
+    def count(self, status: int, seconds: float) -> None:
+        """A request answered without entering the app (a 431 for a request id that is too long)."""
+        self._by_class[status // 100 if status < 600 else 5].inc()
+        self._duration.observe(seconds)
+
+
+class Metrics:
+    """The server's series in this process, and the /metrics page: this worker's, or every worker's under gunicorn."""
+
+    def __init__(self, routes: Mapping[str, str]) -> None:
+        """`routes` maps each path served to its route label; any other path is counted as `other`."""
+        from prometheus_client import (
+            REGISTRY,
+            CollectorRegistry,
+            Counter,
+            Gauge,
+            Histogram,
+            disable_created_metrics,
+            generate_latest,
+        )
+
+        self._generate = generate_latest
+        multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        registry: CollectorRegistry | None
+        if multiprocess:
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            # Values go to this worker's files; every scrape sums the files of all workers, dead ones included.
+            registry = None
+            os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
+            self._page = CollectorRegistry()
+            MultiProcessCollector(self._page)  # type: ignore[no-untyped-call]
+        else:
+            # Multiprocess mode has no `_created` series; without them here too the page has one shape in both modes.
+            disable_created_metrics()  # type: ignore[no-untyped-call]
+            registry = self._page = CollectorRegistry()
+            # The default registry too: process and Python figures, and metrics score.py registers itself.
+            registry.register(REGISTRY)
+
+        self.requests = Counter(
+            "scoring_requests",
+            "Requests answered, by route and status class.",
+            ("route", "status_class"),
+            registry=registry,
+        )
+        self.request_seconds = Histogram(
+            "scoring_request_duration_seconds",
+            "Time from receiving a request to sending the end of its response, by route.",
+            ("route",),
+            registry=registry,
+            buckets=DURATION_BUCKETS,
+        )
+        self.in_flight = Gauge(
+            "scoring_requests_in_flight",
+            "/score requests received and not yet answered: running, waiting for a run slot, or being read.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.run_seconds = Histogram(
+            "scoring_run_duration_seconds",
+            "Time of each run() call that returned.",
+            registry=registry,
+            buckets=DURATION_BUCKETS,
+        )
+        self.queue_rejections = Counter(
+            "scoring_queue_rejections",
+            "/score requests refused with 503 because every run slot was busy and the wait queue was full.",
+            registry=registry,
+        )
+        self.timeouts = Counter(
+            "scoring_timeouts", "/score requests answered 500 after SCORING_TIMEOUT_MS.", registry=registry
+        )
+        self.run_failures = Counter("scoring_run_failures", "run() calls that raised an exception.", registry=registry)
+        self.init_seconds = Gauge(
+            "scoring_init_duration_seconds",
+            "Time init() took for the script this process serves.",
+            registry=registry,
+            multiprocess_mode="liveall",
+        )
+        recorders = {label: self._recorder(label) for label in {*routes.values(), OTHER_ROUTE}}
+        self._routes = {path: recorders[label] for path, label in routes.items()}
+        self._other = recorders[OTHER_ROUTE]
+
+    def _recorder(self, route: str) -> RouteRecorder:
+        by_status = tuple(self.requests.labels(route, status_class) for status_class in _CLASSES)
+        in_flight = self.in_flight if route == SCORE_ROUTE else None
+        return RouteRecorder(by_status, self.request_seconds.labels(route), in_flight)
+
+    def route(self, path: str) -> RouteRecorder:
+        return self._routes.get(path, self._other)
+
+    def run_finished(self, elapsed_ms: float) -> None:
+        self.run_seconds.observe(elapsed_ms / 1000.0)
+
+    def scoring_failed(self, error: HTTPError) -> None:
+        if isinstance(error, (ScoringTimeout, WorkerTimeout)):
+            self.timeouts.inc()
+        elif isinstance(error, RunFailed):
+            self.run_failures.inc()
+
+    def page(self) -> bytes:
+        return self._generate(self._page)
+
+
+@contextmanager
+def multiprocess_directory() -> Iterator[str]:
+    """PROMETHEUS_MULTIPROC_DIR for a gunicorn master and its workers, set in the environment they all share.
+
+    The user's directory when set (kept afterwards), or else a fresh private one, removed when the master leaves.
+    """
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        os.makedirs(given, exist_ok=True)
+        if os.listdir(given):
+            logger.warning("%s %s is not empty: what earlier runs left in it is counted too", MULTIPROC_ENV, given)
+        yield given
+        return
+    directory = tempfile.mkdtemp(prefix="scoring_runtime-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    master = os.getpid()
+    try:
+        yield directory
+    finally:
+        # Workers are forked inside this block, and one that exits by raising SystemExit (a failed boot) unwinds
+        # through it too: only the master cleans up.
+        if os.getpid() == master:
+            del os.environ[MULTIPROC_ENV]
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def worker_exited(pid: int) -> None:
+    """Drop a dead worker's live gauges (in flight, init time); its counts stay in the totals."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
