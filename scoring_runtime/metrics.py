@@ -122,7 +122,9 @@ class Metrics:
             registry=registry,
         )
         self.timeouts = Counter(
-            "scoring_timeouts", "/score requests answered 500 after SCORING_TIMEOUT_MS.", registry=registry
+            "scoring_timeouts",
+            "/score requests answered 500 after SCORING_TIMEOUT_MS, or after WORKER_TIMEOUT under gunicorn.",
+            registry=registry,
         )
         self.run_failures = Counter("scoring_run_failures", "run() calls that raised an exception.", registry=registry)
         self.init_seconds = Gauge(
