@@ -15,6 +15,7 @@ from scoring_runtime import __version__
 from scoring_runtime.app import ScoringApp, finish_async_init, load_user_script
 from scoring_runtime.config import Settings
 from scoring_runtime.errors import StartupError
+from scoring_runtime.http_protocol import protocol_class
 from scoring_runtime.log import configure_logging, install_print_hook
 from scoring_runtime.user_script import UserScript, run_init
 
@@ -80,6 +81,7 @@ def _run_uvicorn(settings: Settings) -> int:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=settings.graceful_timeout_s,
+            http=protocol_class(settings),
         )
         for host, port in _binds(settings)
     ]
