@@ -6,9 +6,9 @@ the server would buffer all of it (a memory attack), or trickle a head one byte 
 the fast parser, and adds SCORING_MAX_HEADER_BYTES (431) and SCORING_HEADER_TIMEOUT_S (408).
 
 How the size is counted: a chunk read from the socket that leaves the head still incomplete is head, so those
-chunks are added up and the head is refused as soon as they pass the limit; at most the limit plus two socket reads
-is ever buffered. A head that completes within a chunk is measured from its parsed parts instead
-(request line and `name: value` lines), so a big head that arrives in one read is refused too.
+chunks are added up (all but the one the request began in) and the head is refused as soon as they pass the limit:
+at most the limit plus two socket reads is ever buffered. A head that completes within a chunk is measured from its
+parsed parts instead (request line and `name: value` lines), so a big head that arrives in one read is refused too.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().data_received(data)
         if not self._awaiting_head or self.transport.is_closing():
             return
-        # The head is still incomplete, so this chunk was head, except the part before a message that began in it
-        # (the end of a previous pipelined request), which is not counted.
+        # The head is still incomplete, so this chunk was all head; unless the message began in it, when part of it
+        # may be the end of the previous (pipelined) request: such a chunk is not counted.
         if not self._message_began_in_chunk:
             self._head_bytes += len(data)
         if self._head_bytes > self.max_head_bytes:
