@@ -197,6 +197,20 @@ class Settings:
         "Largest request body accepted, in bytes; larger ones get 413 before they are read.",
         "max_request_bytes",
     )
+    max_header_bytes: int = _setting(
+        "SCORING_MAX_HEADER_BYTES",
+        _integer(1024),
+        64 * 1024,
+        "Largest request head (request line and headers), in bytes; a larger one gets 431 and the connection closes.",
+        "max_header_bytes",
+    )
+    header_timeout_s: int = _setting(
+        "SCORING_HEADER_TIMEOUT_S",
+        _integer(0),
+        60,
+        "Seconds a client gets to send a request's headers before it gets 408 and the connection closes; 0: no limit.",
+        "header_timeout_s",
+    )
     max_queue: int = _setting(
         "SCORING_MAX_QUEUE",
         _integer(0),

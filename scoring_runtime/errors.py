@@ -14,6 +14,7 @@ ScoringRuntimeError
     ├── UnsupportedMediaType     415
     ├── PayloadTooLarge          413: the body is over SCORING_MAX_REQUEST_BYTES
     ├── HeaderTooLarge           431: a request-id header is over 100 characters
+    ├── ClientClosedRequest      499: the client went away before its body was complete (nobody reads the answer)
     ├── Overloaded               503 with Retry-After: every run slot is busy and the wait queue is full
     ├── WorkerRestarting         503 with Retry-After: the request was waiting in a worker that is being replaced
     ├── RunFailed                500: run() raised (x-ms-run-function-failed: True)
@@ -125,6 +126,16 @@ class WorkerRestarting(HTTPError):
 
 class HeaderTooLarge(HTTPError):
     status_code = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+
+
+class ClientClosedRequest(HTTPError):
+    """The client closed the connection while sending its body. The answer reaches nobody: it exists so that the
+    access log shows what happened (499, as nginx logs it) instead of a traceback and a 500 that was never sent."""
+
+    status_code = 499
+
+    def __init__(self) -> None:
+        super().__init__("The client closed the connection before the request body was complete")
 
 
 RUN_FAILED_MESSAGE = "An unexpected error occurred in scoring script. Check the logs for more info."

@@ -13,6 +13,7 @@ from uvicorn_worker import UvicornWorker
 
 from scoring_runtime import metrics
 from scoring_runtime.app import ScoringApp
+from scoring_runtime.http_protocol import protocol_class
 from scoring_runtime.server import DrainingServer
 
 logger = logging.getLogger("scoring_runtime")
@@ -39,6 +40,8 @@ class ScoringWorker(UvicornWorker):  # type: ignore[misc]
     async def _serve(self) -> None:
         # As UvicornWorker._serve, with the server that marks the app as draining on SIGTERM.
         self.config.app = self.wsgi
+        # The app carries the settings; the protocol with their request-head bounds replaces CONFIG_KWARGS' "auto".
+        self.config.http = protocol_class(self.wsgi.settings)
         server = self._server = DrainingServer(config=self.config)
         self._install_sigquit_handler()
         await server.serve(sockets=self.sockets)

@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Scope
 
@@ -16,6 +16,7 @@ from scoring_runtime.aml_request import AMLRequest, RequestHeaders
 from scoring_runtime.aml_response import AMLResponse
 from scoring_runtime.config import Settings
 from scoring_runtime.errors import (
+    ClientClosedRequest,
     HTTPError,
     InternalError,
     MethodNotAllowed,
@@ -52,8 +53,6 @@ class Scorer:
         self._capacity = settings.max_concurrency + settings.max_queue
         self._async_slots = asyncio.Semaphore(settings.max_concurrency)
         self._async_outstanding = 0
-        # Admitted requests still reading their body: they count against the queue bound too.
-        self._reading = 0
 
     async def __call__(self, request: Request) -> Response:
         script = self.script
@@ -66,16 +65,10 @@ class Scorer:
             if method == "HEAD":
                 raise MethodNotAllowed("Method not allowed")
         # Refused before the body is read: an overloaded server should not spend time on what it will not score.
-        outstanding = self._reading + (self._async_outstanding if script.is_async else self.runner.outstanding)
-        if outstanding >= self._capacity:
-            if self.metrics is not None:
-                self.metrics.queue_rejections.inc()
-            raise Overloaded(outstanding - self.max_concurrency)
-        self._reading += 1
-        try:
-            body = await self._read_body(request)
-        finally:
-            self._reading -= 1
+        self._admit(script)
+        body = await self._read_body(request)
+        # And again after: while a slow body arrived, others may have filled the queue, which must stay bounded.
+        self._admit(script)
         try:
             if script.is_async:
                 self._async_outstanding += 1
@@ -97,6 +90,13 @@ class Scorer:
             response.stream = self._chunks(response.stream)
         return response
 
+    def _admit(self, script: UserScript) -> None:
+        outstanding = self._async_outstanding if script.is_async else self.runner.outstanding
+        if outstanding >= self._capacity:
+            if self.metrics is not None:
+                self.metrics.queue_rejections.inc()
+            raise Overloaded(outstanding - self.max_concurrency)
+
     async def _read_body(self, request: Request) -> bytes:
         """The body, refused with 413 as soon as it is known to be too big: from Content-Length before reading any
         of it, or, for a chunked body, at the chunk that crosses the limit."""
@@ -106,12 +106,15 @@ class Scorer:
             raise PayloadTooLarge(limit)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(limit)
-            if chunk:
-                chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(limit)
+                if chunk:
+                    chunks.append(chunk)
+        except ClientDisconnect:
+            raise ClientClosedRequest() from None
         # Most bodies arrive in one piece: keep it rather than copy it.
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 

@@ -17,6 +17,7 @@ from scoring_runtime.app import ScoringApp, finish_async_init, load_user_script
 from scoring_runtime.auth import Authenticator, authenticator as build_authenticator
 from scoring_runtime.config import Settings
 from scoring_runtime.errors import StartupError
+from scoring_runtime.http_protocol import protocol_class
 from scoring_runtime.log import configure_logging, install_print_hook
 from scoring_runtime.metrics import multiprocess_directory
 from scoring_runtime.user_script import UserScript, run_init
@@ -93,6 +94,7 @@ def _run_uvicorn(settings: Settings, auth: Authenticator) -> int:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=settings.graceful_timeout_s,
+            http=protocol_class(settings),
         )
         for host, port in _binds(settings)
     ]

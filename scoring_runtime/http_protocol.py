@@ -1,0 +1,165 @@
+"""uvicorn's httptools protocol with two bounds on the request head: its size and the time it may take to arrive.
+
+Neither llhttp nor uvicorn's httptools protocol limits a request head: a client could send one endless header and
+the server would buffer all of it (a memory attack), or trickle a head one byte at a time and hold the socket forever
+(slowloris; uvicorn arms no timer before the first request of a connection). The subclass here keeps httptools,
+the fast parser, and adds SCORING_MAX_HEADER_BYTES (431) and SCORING_HEADER_TIMEOUT_S (408).
+
+How the size is counted: a chunk read from the socket that leaves the head still incomplete is head, so those
+chunks are added up (all but the one the request began in) and the head is refused as soon as they pass the limit:
+at most the limit plus two socket reads is ever buffered. A head that completes within a chunk is measured from its
+parsed parts instead (request line and `name: value` lines), so a big head that arrives in one read is refused too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from scoring_runtime.config import Settings
+
+logger = logging.getLogger("scoring_runtime")
+
+# Bytes of a request line beyond the method and target: " HTTP/1.1\r\n"; of a header line beyond name and value:
+# ": " and "\r\n"; and the blank line that ends the head.
+_REQUEST_LINE_EXTRA = 11
+_HEADER_LINE_EXTRA = 4
+_HEAD_END = 2
+# After a refusal, how long what the client still sends is read and dropped before the socket is closed.
+LINGER_S = 2.0
+
+
+class _HeadTooLarge(Exception):
+    """Raised inside a parser callback to stop httptools at once; the protocol then answers 431."""
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """One connection. Subclasses made by `protocol_class` set the two bounds."""
+
+    max_head_bytes = 64 * 1024
+    head_timeout_s = 60.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._awaiting_head = True
+        self._head_started = False
+        self._head_bytes = 0
+        self._message_began_in_chunk = False
+        self._refusal: tuple[int, str] | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._lingering = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # uvicorn arms its keep-alive timer only after a response: the first head would otherwise have no deadline.
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
+        self._message_began_in_chunk = False
+        super().data_received(data)
+        if self._lingering or not self._awaiting_head or self.transport.is_closing():
+            return
+        # The head is still incomplete, so this chunk was all head; unless the message began in it, when part of it
+        # may be the end of the previous (pipelined) request: such a chunk is not counted.
+        if not self._message_began_in_chunk:
+            self._head_bytes += len(data)
+        if self._head_bytes > self.max_head_bytes:
+            self._send_json_and_close(*self._refuse_head_size())
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._awaiting_head = True
+        self._head_started = True
+        self._message_began_in_chunk = True
+        self._head_bytes = 0
+        if self._head_timer is None:
+            self._arm_head_timer()
+
+    def on_headers_complete(self) -> None:
+        self._awaiting_head = False
+        self._cancel_head_timer()
+        size = len(self.parser.get_method()) + len(self.url) + _REQUEST_LINE_EXTRA + _HEAD_END
+        size += sum(len(name) + len(value) + _HEADER_LINE_EXTRA for name, value in self.headers)
+        if size > self.max_head_bytes:
+            self._refusal = self._refuse_head_size()
+            raise _HeadTooLarge()
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn calls this for any parser error, ours included: answer ours with its own status and message."""
+        if self._refusal is None:
+            super().send_400_response(msg)
+            return
+        status, message = self._refusal
+        self._send_json_and_close(status, message)
+
+    def _refuse_head_size(self) -> tuple[int, str]:
+        logger.warning("Refused a request whose headers are over %d bytes (431)", self.max_head_bytes)
+        return 431, f"Request headers are larger than the limit of {self.max_head_bytes} bytes"
+
+    def _arm_head_timer(self) -> None:
+        if self.head_timeout_s > 0:
+            self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._lingering or self.transport.is_closing():
+            return
+        if not self._head_started:
+            self.transport.close()  # nothing was asked: close quietly, as an idle keep-alive connection is closed
+            return
+        logger.warning("Closed a connection whose request headers took over %gs (408)", self.head_timeout_s)
+        self._send_json_and_close(408, f"Request headers did not arrive within {self.head_timeout_s:g} seconds")
+
+    def _send_json_and_close(self, status: int, message: str) -> None:
+        body = json.dumps({"message": message}).encode()
+        lines = [f"HTTP/1.1 {status} {_REASONS[status]}".encode()]
+        lines += [name + b": " + value for name, value in self.server_state.default_headers]
+        lines += [
+            b"content-type: application/json",
+            b"content-length: " + str(len(body)).encode(),
+            b"x-ms-run-function-failed: False",
+            b"connection: close",
+        ]
+        self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after the answer without losing it: closing a socket with unread input makes the kernel send a
+        reset, and a client still sending (the head being refused) would get that instead of the answer. So this
+        side is shut for writing, and the rest of the input is read and dropped until the client closes, or for
+        LINGER_S at most."""
+        self._cancel_head_timer()
+        self._lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(LINGER_S, self.transport.close)
+        else:
+            self.transport.close()
+
+
+_REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large"}
+
+
+def protocol_class(settings: Settings) -> type[asyncio.Protocol]:
+    """The protocol class to give uvicorn's Config as `http=`, with the settings' bounds."""
+    return type(
+        "ScoringHttpProtocol",
+        (BoundedHttpToolsProtocol,),
+        {"max_head_bytes": settings.max_header_bytes, "head_timeout_s": float(settings.header_timeout_s)},
+    )
