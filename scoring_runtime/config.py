@@ -13,91 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scoring_runtime import config_values as values
 from scoring_runtime.errors import ConfigError
-
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
-_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL"}
-
-
-def _text(raw: object) -> str:
-    if isinstance(raw, (dict, list)):
-        raise ValueError(f"expected a string, got {json.dumps(raw)}")
-    return str(raw).strip()
-
-
-def _optional_text(raw: object) -> str | None:
-    return _text(raw) or None
-
-
-def _integer(minimum: int, maximum: int | None = None) -> Callable[[object], int]:
-    def parse(raw: object) -> int:
-        if isinstance(raw, bool) or not isinstance(raw, (int, str)):
-            raise ValueError(f"expected an integer, got {raw!r}")
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValueError(f"expected an integer, got {raw!r}") from None
-        if value < minimum:
-            raise ValueError(f"must be at least {minimum}, got {value}")
-        if maximum is not None and value > maximum:
-            raise ValueError(f"must be at most {maximum}, got {value}")
-        return value
-
-    return parse
-
-
-def _port(raw: object) -> int:
-    return _integer(1, 65535)(raw)
-
-
-def _optional_port(raw: object) -> int | None:
-    return None if raw in (None, "") else _port(raw)
-
-
-def _boolean(raw: object) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"expected true or false, got {raw!r}")
-
-
-def _log_level(raw: object) -> str:
-    level = _text(raw).upper()
-    if level not in _LOG_LEVELS:
-        raise ValueError(f"expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {raw!r}")
-    return "WARNING" if level == "WARN" else level
-
-
-def _log_format(raw: object) -> str:
-    text = _text(raw).lower()
-    if text not in ("text", "json"):
-        raise ValueError(f"expected text or json, got {raw!r}")
-    return text
-
-
-def _path_prefix(raw: object) -> str:
-    """`test`, `/test` and `/test/` all mean `/test`; empty or `/` means no prefix."""
-    segments = _text(raw).strip("/")
-    if any(char.isspace() or char in "?#%" for char in segments) or "//" in segments:
-        raise ValueError(f"expected a URL path such as /models/diabetes, got {raw!r}")
-    return f"/{segments}" if segments else ""
-
-
-def _comma_list(raw: object) -> tuple[str, ...]:
-    items = raw if isinstance(raw, list) else _text(raw).split(",")
-    return tuple(origin for origin in (str(item).strip() for item in items) if origin)
-
-
-def _auth_keys(raw: object) -> tuple[str, ...]:
-    keys = _comma_list(raw)
-    if len(keys) > 2:
-        raise ValueError(f"expected at most 2 keys (primary,secondary), got {len(keys)}")
-    return keys
 
 
 def _setting(
@@ -114,120 +31,140 @@ def _setting(
 class Settings:
     app_root: Path = _setting(
         "AML_APP_ROOT",
-        lambda raw: Path(_text(raw)),
+        lambda raw: Path(values.text(raw)),
         Path.cwd,
         "Folder the entry script and its relative paths are resolved from (default: the current directory).",
     )
     entry_script: str | None = _setting(
         "AZUREML_ENTRY_SCRIPT",
-        _optional_text,
+        values.optional_text,
         None,
         "Path of score.py; relative paths are taken from the app root. Unset: `import main`.",
         "entry_script",
     )
     source_dir: str | None = _setting(
-        "AZUREML_SOURCE_DIRECTORY", _optional_text, None, "Folder under the app root that is put on sys.path."
+        "AZUREML_SOURCE_DIRECTORY", values.optional_text, None, "Folder under the app root that is put on sys.path."
     )
     model_dir: str | None = _setting(
         "AZUREML_MODEL_DIR",
-        _optional_text,
+        values.optional_text,
         None,
         "Model folder given to the script as AZUREML_MODEL_DIR, verbatim.",
         "model_dir",
     )
     config_file: str | None = _setting(
-        "AZUREML_CONFIG_FILE", _optional_text, None, "JSON file of settings keyed by environment name.", "config_file"
+        "AZUREML_CONFIG_FILE",
+        values.optional_text,
+        None,
+        "JSON file of settings keyed by environment name.",
+        "config_file",
     )
-    service_name: str = _setting("SERVICE_NAME", _text, "ML service", "Service name used in the swagger document.")
-    service_version: str = _setting("SERVICE_VERSION", _text, "1.0", "Service version used in the swagger document.")
+    service_name: str = _setting(
+        "SERVICE_NAME", values.text, "ML service", "Service name used in the swagger document."
+    )
+    service_version: str = _setting(
+        "SERVICE_VERSION", values.text, "1.0", "Service version used in the swagger document."
+    )
     service_path_prefix: str = _setting(
         "SERVICE_PATH_PREFIX",
-        _path_prefix,
+        values.path_prefix,
         "",
         "Path prefix the routes are served under (as well as at the root) and documented with in the swagger.",
     )
     scoring_timeout_ms: int = _setting(
         "SCORING_TIMEOUT_MS",
-        _integer(0),
+        values.integer(0),
         3_600_000,
         "Longest run() call in milliseconds before the client gets a 500; 0 disables it.",
+        "scoring_timeout_ms",
     )
     worker_count: int = _setting(
         "WORKER_COUNT",
-        _integer(1),
+        values.integer(1),
         1,
         "Worker processes; 1 serves from this process with uvicorn, more use gunicorn.",
         "worker_count",
     )
     worker_timeout: int = _setting(
         "WORKER_TIMEOUT",
-        _integer(1),
+        values.integer(1),
         300,
         "Under gunicorn, seconds a run() call or a silent worker may take before the worker is replaced.",
+        "worker_timeout",
     )
     worker_preload: bool = _setting(
         "WORKER_PRELOAD",
-        _boolean,
+        values.boolean,
         False,
         "Import score.py and run init() once before forking workers, sharing the model's memory.",
     )
-    log_level: str = _setting("AZUREML_LOG_LEVEL", _log_level, "INFO", "Level of the server's and the script's logs.")
+    log_level: str = _setting(
+        "AZUREML_LOG_LEVEL", values.log_level, "INFO", "Level of the server's and the script's logs."
+    )
     log_format: str = _setting(
         "SCORING_LOG_FORMAT",
-        _log_format,
+        values.log_format,
         "text",
         "text: the reference's log lines; json: one JSON object per line, with the request id.",
         "log_format",
     )
     cors_origins: tuple[str, ...] = _setting(
-        "AML_CORS_ORIGINS", _comma_list, (), "Comma-separated origins allowed by CORS.", "access_control_allow_origins"
+        "AML_CORS_ORIGINS",
+        values.comma_list,
+        (),
+        "Comma-separated origins allowed by CORS.",
+        "access_control_allow_origins",
     )
-    host: str = _setting("SCORING_HOST", _text, "0.0.0.0", "Address to listen on.", "host")
-    port: int = _setting("SERVER_PORT", _port, 5001, "Port of the scoring server.", "port")
+    host: str = _setting("SCORING_HOST", values.text, "0.0.0.0", "Address to listen on.", "host")
+    port: int = _setting("SERVER_PORT", values.port, 5001, "Port of the scoring server.", "port")
     health_port: int | None = _setting(
-        "HEALTH_PORT", _optional_port, None, "A second port serving the same routes, for probes.", "health_port"
+        "HEALTH_PORT", values.optional_port, None, "A second port serving the same routes, for probes.", "health_port"
     )
     max_concurrency: int = _setting(
-        "SCORING_MAX_CONCURRENCY", _integer(1), 1, "run() calls allowed at once in each worker.", "max_concurrency"
+        "SCORING_MAX_CONCURRENCY",
+        values.integer(1),
+        1,
+        "run() calls allowed at once in each worker.",
+        "max_concurrency",
     )
     max_request_bytes: int = _setting(
         "SCORING_MAX_REQUEST_BYTES",
-        _integer(1),
+        values.integer(1),
         100 * 1024 * 1024,
         "Largest request body accepted, in bytes; larger ones get 413 before they are read.",
         "max_request_bytes",
     )
     max_header_bytes: int = _setting(
         "SCORING_MAX_HEADER_BYTES",
-        _integer(1024),
+        values.integer(1024),
         64 * 1024,
         "Largest request head (request line and headers), in bytes; a larger one gets 431 and the connection closes.",
         "max_header_bytes",
     )
     header_timeout_s: int = _setting(
         "SCORING_HEADER_TIMEOUT_S",
-        _integer(0),
+        values.integer(0),
         60,
         "Seconds a client gets to send a request's headers before it gets 408 and the connection closes; 0: no limit.",
         "header_timeout_s",
     )
     max_queue: int = _setting(
         "SCORING_MAX_QUEUE",
-        _integer(0),
+        values.integer(0),
         100,
         "Requests each worker lets wait for a run slot; beyond that it answers 503 with Retry-After at once.",
         "max_queue",
     )
     graceful_timeout_s: int = _setting(
         "SCORING_GRACEFUL_TIMEOUT_S",
-        _integer(0),
+        values.integer(0),
         30,
         "Seconds in-flight requests get to finish after SIGTERM before the process stops anyway.",
         "graceful_timeout_s",
     )
     auth_keys: tuple[str, ...] = _setting(
         "SCORING_AUTH_KEYS",
-        _auth_keys,
+        values.auth_keys,
         (),
         "Comma-separated API keys (primary,secondary) accepted as `Authorization: Bearer <key>`.",
         "auth_keys",
@@ -235,14 +172,14 @@ class Settings:
     )
     auth_key_file: str | None = _setting(
         "SCORING_AUTH_KEY_FILE",
-        _optional_text,
+        values.optional_text,
         None,
         "File of API keys, one per line (primary, secondary); re-read when it changes.",
         "auth_key_file",
     )
     jwt_secret: str | None = _setting(
         "SCORING_JWT_SECRET",
-        _optional_text,
+        values.optional_text,
         None,
         "HS256 secret (at least 32 bytes) that bearer JWTs are checked with.",
         "jwt_secret",
@@ -250,41 +187,43 @@ class Settings:
     )
     jwt_public_key_file: str | None = _setting(
         "SCORING_JWT_PUBLIC_KEY_FILE",
-        _optional_text,
+        values.optional_text,
         None,
         "PEM public key that bearer JWTs are checked with: RSA means RS256, EC P-256 means ES256.",
         "jwt_public_key_file",
     )
     jwt_jwks_file: str | None = _setting(
         "SCORING_JWT_JWKS_FILE",
-        _optional_text,
+        values.optional_text,
         None,
         "JWKS file whose keys (picked by kid) bearer JWTs are checked with; re-read when it changes.",
         "jwt_jwks_file",
     )
     jwt_audience: str | None = _setting(
-        "SCORING_JWT_AUDIENCE", _optional_text, None, "Required `aud` of bearer JWTs.", "jwt_audience"
+        "SCORING_JWT_AUDIENCE", values.optional_text, None, "Required `aud` of bearer JWTs.", "jwt_audience"
     )
     jwt_issuer: str | None = _setting(
-        "SCORING_JWT_ISSUER", _optional_text, None, "Required `iss` of bearer JWTs.", "jwt_issuer"
+        "SCORING_JWT_ISSUER", values.optional_text, None, "Required `iss` of bearer JWTs.", "jwt_issuer"
     )
     jwt_leeway_s: int = _setting(
         "SCORING_JWT_LEEWAY_S",
-        _integer(0, 300),
+        values.integer(0, 300),
         30,
         "Clock skew, in seconds, allowed when checking a JWT's exp, nbf and iat.",
         "jwt_leeway_s",
     )
     auth_swagger: bool = _setting(
         "SCORING_AUTH_SWAGGER",
-        _boolean,
+        values.boolean,
         False,
         "Require authentication for /swagger.json too (when authentication is on).",
         "auth_swagger",
     )
-    metrics: bool = _setting("SCORING_METRICS", _boolean, True, "Serve Prometheus metrics at GET /metrics.", "metrics")
+    metrics: bool = _setting(
+        "SCORING_METRICS", values.boolean, True, "Serve Prometheus metrics at GET /metrics.", "metrics"
+    )
     server_version_header: bool = _setting(
-        "SERVER_VERSION_LOG_RESPONSE_ENABLED", _boolean, True, "Send the x-ms-server-version response header."
+        "SERVER_VERSION_LOG_RESPONSE_ENABLED", values.boolean, True, "Send the x-ms-server-version response header."
     )
 
     def entry_script_path(self) -> Path | None:

@@ -65,7 +65,7 @@ def test_a_worker_with_a_stuck_run_is_replaced(serve: ServerFactory) -> None:
 
 def test_a_worker_whose_run_holds_the_gil_is_replaced(serve: ServerFactory) -> None:
     # With the GIL held the worker cannot even answer its client; gunicorn sees no heartbeat and replaces it.
-    server = serve("gil_hog.py", workers=2, env={"WORKER_TIMEOUT": "2"})
+    server = serve("gil_hog.py", "--worker_timeout", "2", workers=2)
     started = time.monotonic()
     with pytest.raises(httpx.TransportError):
         server.post("/score", content="hog")
