@@ -103,6 +103,15 @@ def assert_401(response: Any, description: str | None) -> None:
         assert response.json() == {"message": f"Invalid credentials: {description}"}
 
 
+def _serving(env: dict[str, str], folder: Path) -> Iterator[Server]:
+    """A module-wide server for returns.py with `env`; stopped when the module's tests are done."""
+    server = Server("--entry_script", str(SCRIPTS / "returns.py"), env=env, log_dir=folder)
+    try:
+        yield server.wait_ready()
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def keyed(keys: Keys, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One server for most cases: two API keys and RS256 tokens with audience and issuer checked."""
@@ -114,11 +123,7 @@ def keyed(keys: Keys, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serv
         SCORING_JWT_AUDIENCE=AUDIENCE,
         SCORING_JWT_ISSUER=ISSUER,
     )
-    server = Server("--entry_script", str(SCRIPTS / "returns.py"), env=env, log_dir=folder)
-    try:
-        yield server.wait_ready()
-    finally:
-        server.stop()
+    yield from _serving(env, folder)
 
 
 @pytest.mark.slow
@@ -262,11 +267,7 @@ def jwks_server(keys: Keys, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         SCORING_AUTH_SWAGGER="true",
         AML_CORS_ORIGINS="https://app.example",
     )
-    server = Server("--entry_script", str(SCRIPTS / "returns.py"), env=env, log_dir=folder)
-    try:
-        yield server.wait_ready()
-    finally:
-        server.stop()
+    yield from _serving(env, folder)
 
 
 @pytest.mark.slow
