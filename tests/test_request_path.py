@@ -64,6 +64,7 @@ def _write(lines: AccessLog, *args: object) -> None:
 
 
 def test_direct_access_lines_are_what_logging_would_write(stdout: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    logging.getLogger().handlers[:] = [log.line_handler()]  # without pytest's own capturing handler
     assert access_log._direct_handler() is log.line_handler() is not None  # the default set-up takes the short way
     monkeypatch.setattr(access_log.time, "time", lambda: 1_790_000_000.25)
     _write(AccessLog(), "POST", "/score?x=1", 200, 1.5, "15", False)
