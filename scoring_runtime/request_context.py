@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,8 +35,8 @@ _LEGACY_WARNING = (
 )
 
 
-@dataclass(frozen=True)
-class RequestIds:
+class RequestIds(NamedTuple):
+    # A tuple rather than a frozen dataclass: one is made per request, and a frozen dataclass's __init__ is slow.
     request_id: str
     legacy_id: str
     client_id: str
