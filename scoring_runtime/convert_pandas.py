@@ -69,12 +69,13 @@ def converter(param_type: PandasParameterType, library: Converter) -> tuple[Conv
     layout = _Layout(labels, tuple(columns), expected.columns)
     build = layout.records if orient == "records" else layout.split
 
+    if not _same(expected, build(probe)):
+        return None, "a sample row this server converts differently"
+
     def convert(value: Any) -> Any:
         frame = build(value)
         return library(value) if frame is None else frame
 
-    if not _same(expected, convert(probe)):
-        return None, "a sample row this server converts differently"
     return convert, f"pandas {orient}, {len(labels)} columns"
 
 
@@ -219,8 +220,8 @@ def _text_column(dtype: Any) -> Column | None:
             return np.array(values, dtype=object) if set(map(type, values)) == _STR and _plain(values) else None
 
         return objects
-    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "python" and _is_nan(dtype.na_value)):
-        return None  # pd.NA strings and pyarrow storage were not compared with inference-schema
+    if not (isinstance(dtype, pd.StringDtype) and dtype.storage in ("python", "pyarrow") and _is_nan(dtype.na_value)):
+        return None  # pandas 3's str dtype only: the pd.NA "string" dtype was not compared with inference-schema
     make = dtype.construct_array_type()._from_sequence  # type: ignore[attr-defined]
 
     def strings(values: list[Any]) -> Any:
@@ -268,7 +269,9 @@ def _library_result(library: Converter, probe: Any) -> pd.DataFrame | None:
     return result if isinstance(result, pd.DataFrame) and not caught else None
 
 
-def _same(expected: pd.DataFrame, got: Any) -> bool:
+def _same(expected: pd.DataFrame, got: pd.DataFrame | None) -> bool:
+    if got is None:
+        return False
     try:
         pd.testing.assert_frame_equal(got, expected, check_exact=True, check_index_type=True, check_column_type=True)
     except AssertionError:
