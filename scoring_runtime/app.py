@@ -32,6 +32,7 @@ from scoring_runtime.errors import (
     WorkerTimeout,
 )
 from scoring_runtime.forms import parse_query
+from scoring_runtime.hot_routes import HotRoutes
 from scoring_runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics
 from scoring_runtime.rawhttp import register_azureml_aliases
 from scoring_runtime.request_context import RequestContext
@@ -102,7 +103,9 @@ class ScoringApp:
         handlers: Mapping[Any, Any] = {HTTPError: _error_response, HTTPException: _routing_error}
         router = Starlette(routes=routes, exception_handlers=handlers)
         router.router.redirect_slashes = False
-        app: ASGIApp = router
+        hot = {(method, f"{prefix}/score"): self.score for prefix in prefixes for method in ("GET", "POST")}
+        hot |= {("GET", f"{prefix}/"): self.health for prefix in prefixes}
+        app: ASGIApp = HotRoutes(hot, error_response, router)
         if settings.cors_origins:
             logger.info("Enabling CORS for the following origins: %s", ", ".join(settings.cors_origins))
             app = Cors(app, settings.cors_origins, frozenset(route.path for route in routes))
@@ -247,9 +250,14 @@ def _json_error(status_code: int, message: str, failed: bool, headers: Mapping[s
     return response
 
 
+def error_response(exc: HTTPError) -> Response:
+    """The one place an HTTPError becomes a response: `{"message": ...}` with x-ms-run-function-failed."""
+    return _json_error(exc.status_code, exc.message, exc.run_function_failed, exc.headers)
+
+
 async def _error_response(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPError)
-    return _json_error(exc.status_code, exc.message, exc.run_function_failed, exc.headers)
+    return error_response(exc)
 
 
 async def _routing_error(request: Request, exc: Exception) -> Response:

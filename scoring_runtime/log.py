@@ -31,6 +31,15 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("scoring
 ACCESS_FIELDS = ("method", "path", "status", "duration_ms", "size", "aborted")
 
 
+# The stdout handler configure_logging installed for the text format, if it did.
+_line_handler: logging.StreamHandler[Any] | None = None
+
+
+def line_handler() -> logging.StreamHandler[Any] | None:
+    """The handler that writes the reference's text lines to stdout, when configure_logging set one up."""
+    return _line_handler
+
+
 class UTCFormatter(logging.Formatter):
     converter = staticmethod(time.gmtime)
 
@@ -71,8 +80,10 @@ def configure_logging(level: str, override_dirs: tuple[Path, ...] = (), log_form
 
     The root logger is configured, unlike the reference, so that `logging.info` in score.py is not lost.
     """
+    global _line_handler
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JSONFormatter() if log_format == "json" else UTCFormatter(LINE_FORMAT))
+    _line_handler = None if log_format == "json" else handler
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -8,16 +8,21 @@ carries the id headers.
 from __future__ import annotations
 
 import json
+import random
 import time
-import uuid
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from scoring_runtime.access_log import AccessLog
 from scoring_runtime.log import access_logger, logger, request_id
 from scoring_runtime.metrics import Metrics
 
 MAX_ID_LENGTH = 100
+_random_bits = random.getrandbits
+# The version (4) and variant (RFC 4122) bits of a UUID: bits 76-79 and 62-63.
+_VERSION_MASK = ~((0xF << 76) | (0x3 << 62))
+_VERSION_4 = (0x4 << 76) | (0x2 << 62)
 _REQUEST_ID = b"x-request-id"
 _LEGACY_ID = b"x-ms-request-id"
 _CLIENT_ID = b"x-ms-client-request-id"
@@ -30,8 +35,8 @@ _LEGACY_WARNING = (
 )
 
 
-@dataclass(frozen=True)
-class RequestIds:
+class RequestIds(NamedTuple):
+    # A tuple rather than a frozen dataclass: one is made per request, and a frozen dataclass's __init__ is slow.
     request_id: str
     legacy_id: str
     client_id: str
@@ -54,12 +59,23 @@ class RequestIds:
         return headers
 
 
+def new_request_id() -> str:
+    """A random UUID (version 4) as text, like str(uuid.uuid4()) but from `random`, without a system call.
+
+    An id needs to be unique, not secret. `random` is reseeded in every forked process, so gunicorn's workers do not
+    share a sequence.
+    """
+    bits = _random_bits(128) & _VERSION_MASK | _VERSION_4
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 def derive_ids(headers: list[tuple[bytes, bytes]]) -> RequestIds:
     found: dict[bytes, str] = {}
     for name, value in headers:
         if name in _ID_HEADERS and name not in found:
             found[name] = value.decode("latin-1")
-    request_id = found[_REQUEST_ID] if _REQUEST_ID in found else str(uuid.uuid4())
+    request_id = found[_REQUEST_ID] if _REQUEST_ID in found else new_request_id()
     if len(request_id) > MAX_ID_LENGTH:
         return RequestIds("", "", "", None, "x-request-id must not exceed 100 characters")
     legacy = found.get(_LEGACY_ID, "")
@@ -90,6 +106,7 @@ class RequestContext:
         self.health_paths = health_paths
         self.logged_paths = logged_paths
         self.metrics = metrics
+        self.access_log = AccessLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -128,19 +145,13 @@ class RequestContext:
             if logged and message["type"] == "http.response.body" and not message.get("more_body", False):
                 log_access()
 
-        def log_access(outcome: str = "") -> None:
+        def log_access(aborted: bool = False) -> None:
             nonlocal logged
             logged = False
             query = scope.get("query_string", b"")
             target = f"{path}?{query.decode('latin-1')}" if query else path
             elapsed = (time.perf_counter() - start) * 1000.0
-            fields = {"method": scope["method"], "path": target, "status": status, "duration_ms": round(elapsed, 3)}
-            fields["size"] = int(length) if length.isdigit() else None
-            if outcome:
-                fields["aborted"] = True
-            access_logger.info(
-                "%s %s %d %.3fms %s%s", scope["method"], target, status, elapsed, length, outcome, extra=fields
-            )
+            self.access_log.write(scope["method"], target, status, elapsed, length, aborted)
 
         token = request_id.set(ids.request_id or None)
         if route is not None:
@@ -150,7 +161,7 @@ class RequestContext:
         except BaseException:
             # A response cut short (a stream whose generator failed) still gets its access line.
             if logged and status:
-                log_access(" aborted")
+                log_access(aborted=True)
             raise
         finally:
             request_id.reset(token)

@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
@@ -101,20 +101,25 @@ class Scorer:
         """The body, refused with 413 as soon as it is known to be too big: from Content-Length before reading any
         of it, or, for a chunked body, at the chunk that crosses the limit."""
         limit = self.max_request_bytes
-        declared = request.headers.get("content-length")
+        declared = _header(request.scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise PayloadTooLarge(limit)
+        # Straight from the ASGI messages: Request.stream() would add an async generator per request.
+        receive = request.receive
         chunks: list[bytes] = []
         size = 0
-        try:
-            async for chunk in request.stream():
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise ClientClosedRequest()
+            chunk: bytes = message.get("body", b"")
+            if chunk:
                 size += len(chunk)
                 if size > limit:
                     raise PayloadTooLarge(limit)
-                if chunk:
-                    chunks.append(chunk)
-        except ClientDisconnect:
-            raise ClientClosedRequest() from None
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
         # Most bodies arrive in one piece: keep it rather than copy it.
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
