@@ -18,6 +18,7 @@ import argparse
 import datetime
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -36,7 +37,7 @@ from bench_servers import (
     http,
     versions,
 )
-from bench_wrk import check_tools, run_wrk
+from bench_wrk import WRK_CORE, check_tools, run_wrk
 from floor_app import make_work
 
 
@@ -80,8 +81,11 @@ def alone(kind: ServerKind, scenario: Scenario, body: Path, expected: bytes, ctx
             print(f"  WARNING: {kind.label}'s answer differs from the floor's: {answer[:120]!r}", flush=True)
         time.sleep(0.5)
         idle = server.pss_mib()
-        run_wrk(server.url + "/score", body, scenario.content_type, max(ctx.args.concurrency), ctx.args.duration)
+        loaded = run_wrk(
+            server.url + "/score", body, scenario.content_type, max(ctx.args.concurrency), ctx.args.duration
+        )
         return {
+            "errors_alone_load": loaded["errors_total"],
             "cold_start_s": round(cold_start, 3),
             "first_score_s": round(first_score, 3),
             "idle_pss_mib": round(idle, 1),
@@ -94,16 +98,25 @@ def alone(kind: ServerKind, scenario: Scenario, body: Path, expected: bytes, ctx
         server.stop()
 
 
+def children_cpu_seconds() -> float:
+    """CPU time of this process's finished children: the wrk runs (the servers are reaped only when stopped)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(server: RunningServer, scenario: Scenario, body: Path, connections: int, seconds: float) -> dict[str, Any]:
     cpu_before, log_before, core_before = server.cpu_seconds(), server.log_bytes(), core_busy_seconds(SERVER_CORE)
+    wrk_core_before, wrk_before = core_busy_seconds(WRK_CORE), children_cpu_seconds()
     loadavg = os.getloadavg()[0]
     result = run_wrk(server.url + "/score", body, scenario.content_type, connections, seconds)
     core = core_busy_seconds(SERVER_CORE) - core_before
     cpu = server.cpu_seconds() - cpu_before
+    wrk_other = core_busy_seconds(WRK_CORE) - wrk_core_before - (children_cpu_seconds() - wrk_before)
     time.sleep(0.2)  # access lines are written just after each response
     done = max(result["requests"], 1)
     # How much of the server's core went to other processes (other people's work on this shared machine): noise.
     result["core_other_busy"] = max(0.0, core - cpu) / result["seconds"] if result["seconds"] else 0.0
+    result["wrk_core_other_busy"] = max(0.0, wrk_other) / result["seconds"] if result["seconds"] else 0.0
     result["cpu_us_per_request"] = cpu / done * 1e6
     result["cpu_busy"] = cpu / result["seconds"] if result["seconds"] else 0.0
     result["log_bytes_per_request"] = (server.log_bytes() - log_before) / done
@@ -112,7 +125,7 @@ def timed(server: RunningServer, scenario: Scenario, body: Path, connections: in
 
 
 def load(scenario: Scenario, body: Path, ctx: Context) -> dict[tuple[ServerKind, int], list[dict[str, Any]]]:
-    """Every timed run of every server at every concurrency, the servers taking turns."""
+    """Every run of every server at every concurrency, the servers taking turns: the warm-up first, then the timed."""
     rounds: dict[tuple[ServerKind, int], list[dict[str, Any]]] = {}
     with ExitStack() as stack:
         servers = []
@@ -123,7 +136,8 @@ def load(scenario: Scenario, body: Path, ctx: Context) -> dict[tuple[ServerKind,
             servers.append(server)
         for connections in ctx.args.concurrency:
             for server in servers:
-                run_wrk(server.url + "/score", body, scenario.content_type, connections, ctx.args.warmup)
+                warmup = run_wrk(server.url + "/score", body, scenario.content_type, connections, ctx.args.warmup)
+                rounds[(server.kind, connections)] = [warmup]
             for _ in range(ctx.args.rounds):
                 for server in servers:
                     result = timed(server, scenario, body, connections, ctx.args.duration)
@@ -145,7 +159,7 @@ def measure(scenario: Scenario, work: Path, ctx: Context, common: dict[str, Any]
     ctx.progress(f"{scenario.name}: cold start and memory, one server at a time")
     memory = {kind: alone(kind, scenario, body, expected, ctx) for kind in ctx.args.servers}
     rows = []
-    for (kind, connections), results in load(scenario, body, ctx).items():
+    for (kind, connections), (warmup, *results) in load(scenario, body, ctx).items():
         best = max(results, key=lambda result: result["rps"])
         rows.append(
             {
@@ -158,8 +172,10 @@ def measure(scenario: Scenario, work: Path, ctx: Context, common: dict[str, Any]
                 "rounds_rps": [round(r["rps"], 1) for r in results],
                 "rounds_p99_ms": [r["p99_ms"] for r in results],
                 "errors_all_rounds": sum(r["errors_total"] for r in results),
+                "errors_warmup": warmup["errors_total"],
                 "body_bytes": body.stat().st_size,
                 **memory[kind],
+                "measured_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
         )
     return rows

@@ -11,6 +11,7 @@ from typing import Any
 from bench_scenarios import HERE
 
 LUA = HERE / "post.lua"
+WRK_CORE = 0  # the servers run on core 1
 MARKER = "WRK_JSON "
 INSTALL_HINT = "wrk is not installed: `apt-get install wrk` (Debian/Ubuntu), or `make bench` as root installs it"
 
@@ -28,24 +29,8 @@ def check_tools() -> str:
 def wrk_command(url: str, body: Path, content_type: str, connections: int, seconds: float) -> list[str]:
     # wrk takes whole seconds; its default 2 s timeout would drop the slow answers of the slowest servers.
     duration = f"{max(1, round(seconds))}s"
-    return [
-        "taskset",
-        "-c",
-        "0",
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{duration}",
-        "--timeout",
-        "10s",
-        "--latency",
-        "-s",
-        str(LUA),
-        url,
-        "--",
-        str(body),
-        content_type,
-    ]
+    pinned = ["taskset", "-c", str(WRK_CORE), "wrk", "-t1", f"-c{connections}", f"-d{duration}"]
+    return [*pinned, "--timeout", "10s", "--latency", "-s", str(LUA), url, "--", str(body), content_type]
 
 
 def parse_wrk(output: str) -> dict[str, Any]:

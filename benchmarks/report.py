@@ -79,12 +79,19 @@ def cell(rows: dict[Key, Row], key: Key, field: str, fmt: str) -> str:
     return f"{text} ({', '.join(ratios)})" if ratios else text
 
 
+def noise(rows: dict[Key, Row], scenario: str | None = None, field: str = "core_other_busy") -> float:
+    """The median share of a core that other processes used during the reported runs (0 when not recorded)."""
+    return statistics.median(r.get(field, 0.0) for k, r in rows.items() if scenario in (None, k[0]))
+
+
 def scenario_table(rows: dict[Key, Row], scenario: str) -> list[str]:
     any_row = next(r for k, r in rows.items() if k[0] == scenario)
     lines = [
         f"## {BY_NAME[scenario].title}",
         "",
-        f"`{scenario}`: request body {any_row['body_bytes']:,} bytes, answer {any_row['response_bytes']:,} bytes.",
+        f"`{scenario}`: request body {any_row['body_bytes']:,} bytes, answer {any_row['response_bytes']:,} bytes. "
+        f"Other processes used {noise(rows, scenario):.0%} of the server's core and "
+        f"{noise(rows, scenario, 'wrk_core_other_busy'):.0%} of wrk's during the reported runs (median).",
         "",
         "| server | req/s c=1 | req/s c=8 | req/s c=64 | p99 c=64 | CPU/request c=8 | idle PSS | PSS after load "
         "| cold start | log/request | errors |",
@@ -102,9 +109,16 @@ def scenario_table(rows: dict[Key, Row], scenario: str) -> list[str]:
         cells.append(f"{first['after_load_pss_mib']:.0f} MiB")
         cells.append(cell(rows, (*key, 8), "cold_start_s", "{:.2f} s"))
         cells.append(f"{statistics.median(r['log_bytes_per_request'] for r in mine):.0f} B")
-        cells.append(str(sum(r["errors_all_rounds"] for r in mine)))
+        cells.append(str(errors(rows, scenario, server, workers)))
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
+
+
+def errors(rows: dict[Key, Row], scenario: str, server: str, workers: int) -> int:
+    """Errors wrk saw in every run of one server on one scenario: timed rounds, warm-ups and the memory phase."""
+    mine = [r for k, r in rows.items() if k[:3] == (scenario, server, workers)]
+    total = sum(r["errors_all_rounds"] + r.get("errors_warmup", 0) for r in mine)
+    return total + (mine[0].get("errors_alone_load", 0) if mine else 0)
 
 
 def verdict(passed: bool | None) -> str:
@@ -144,11 +158,12 @@ def targets(rows: dict[Key, Row]) -> list[str]:
         f"| p99 at c=64 at most 1/5 of the reference's, every scenario and worker count | {p99_text} "
         f"| {verdict(None if p99 is None else p99[1] <= 0.2)} |"
     )
-    errors = sum(r["errors_all_rounds"] for r in ours.values())
-    others = sum(r["errors_all_rounds"] for k, r in rows.items() if k[1] != OURS)
+    groups = {k[:3] for k in rows}
+    mine = sum(errors(rows, *group) for group in groups if group[1] == OURS)
+    others = sum(errors(rows, *group) for group in groups if group[1] != OURS)
     lines.append(
-        f"| no errors in any run of ours | {errors} errors in {len(ours)} measurements, every round "
-        f"(the other servers: {others}) | {verdict(errors == 0 if ours else None)} |"
+        f"| no errors in any run of ours | {mine} errors in {len(ours)} measurements, warm-ups and every round "
+        f"included (the other servers: {others}) | {verdict(mine == 0 if ours else None)} |"
     )
     for field, what in (
         ("idle_pss_mib", "idle memory (PSS) no higher"),
@@ -209,23 +224,29 @@ def chart(rows: dict[Key, Row], path: Path) -> None:
 def render(rows: dict[Key, Row]) -> str:
     first = next(iter(rows.values()))
     settings, found = first["settings"], first["versions"]
-    other = statistics.median(r["core_other_busy"] for r in rows.values())
+    other, other_wrk = noise(rows), noise(rows, None, "wrk_core_other_busy")
+    ended = max((r.get("measured_at", "") for r in rows.values()), default="")
+    span = f", which ended at {ended}" if ended else ""
     lines = [
         "# Benchmark results",
         "",
-        f"Run `{first['run']}` of `benchmarks/bench.py` at commit `{found.get('commit', '?')}`: each figure is the "
-        f"best of {settings['rounds']} timed wrk runs of {settings['duration_s']:g} s per server and concurrency "
-        f"(after a {settings['warmup_s']:g} s warm-up), the servers taking turns. The data is "
+        f"Run `{first['run']}`{span} of `benchmarks/bench.py` at commit `{found.get('commit', '?')}`: each figure "
+        f"is the best of {settings['rounds']} timed wrk runs of {settings['duration_s']:g} s per server and "
+        f"concurrency (after a {settings['warmup_s']:g} s warm-up), the servers taking turns. The data is "
         f"[RESULTS.jsonl](RESULTS.jsonl); the chart is [{CHART}]({CHART}). Regenerate with `make bench`.",
         "",
-        "The server (its whole process tree) runs on core 1, wrk on core 0, all on 127.0.0.1, default settings "
-        "(access log on). Ratios, not absolute numbers, are what to compare: the machine is shared, and in the "
-        f"median run {other:.0%} of the server's core went to other processes. In each cell, `(Nx ref, Nx floor)` "
-        "is the value divided by the reference's at the same worker count and by the floor's. The floor "
-        "(`floor_app.py`) is bare Starlette on uvicorn doing each scenario's work inline, without an access log. "
-        "CPU per request is the server tree's user+system time over the requests answered; PSS is summed over the "
-        "tree, idle after one request and again after load, measured with no other server running; cold start is "
-        "spawn to the first 200 on `GET /` (`first_score_s` in the data: to the first scored answer).",
+        "Every server (its whole process tree) runs on core 1 and wrk on core 0, on 127.0.0.1, with default "
+        "settings (access log on). In each cell, `(Nx ref, Nx floor)` is the value divided by the reference's at "
+        "the same worker count and by the floor's. The floor (`floor_app.py`) is bare Starlette on uvicorn doing "
+        "each scenario's work inline, without an access log. CPU per request is the server tree's user+system time "
+        "over the requests answered. PSS is summed over the tree, idle after one request and again after load, with "
+        "no other server running. Cold start is spawn to the first 200 on `GET /` (`first_score_s` in the data: to "
+        "the first scored answer).",
+        "",
+        "Ratios, not absolute numbers, are what to compare: the machine is shared. In the median run other "
+        f"processes took {other:.0%} of the server's core and {other_wrk:.0%} of wrk's, and the speed of a core "
+        "varies by more than that, unseen. So the servers take turns in short runs and the best run of each is "
+        "reported, for the noise to fall on all of them alike; `rounds_rps` in the data shows the spread.",
         "",
         "Versions: " + ", ".join(f"{name} {version}" for name, version in found.items() if name != "commit") + ".",
         "",

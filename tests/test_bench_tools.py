@@ -68,8 +68,9 @@ def row(server: str, workers: int, concurrency: int, rps: float, **extra: Any) -
 def test_report_renders_ratios_and_verdicts(tmp_path: Path) -> None:
     rows = []
     for concurrency in (1, 8, 64):
-        rows.append(row("floor", 1, concurrency, 20000.0))
-        rows.append(row("reference", 1, concurrency, 2000.0, cold_start_s=0.5))
+        rows.append(row("floor", 1, concurrency, 20000.0, errors_warmup=2))
+        # the memory phase's load runs once per server: its errors are on every row of that server, counted once
+        rows.append(row("reference", 1, concurrency, 2000.0, cold_start_s=0.5, errors_alone_load=5))
         # 6x the reference's req/s, but twice the floor's CPU per request and an error in one round
         rows.append(row("scoring_runtime", 1, concurrency, 12000.0, cpu_us_per_request=100.0, errors_all_rounds=1))
     source = tmp_path / "run.jsonl"
@@ -81,7 +82,7 @@ def test_report_renders_ratios_and_verdicts(tmp_path: Path) -> None:
     assert "| echo, 1 worker, c=8: CPU per request within 1.5x the floor's | 2.00x | **FAIL** |" in text
     assert "| numpy_1x10, 1 worker, c=8: req/s at least 5x the reference's | n/a | not measured |" in text
     assert "| p99 at c=64 at most 1/5 of the reference's, every scenario and worker count | worst 0.17x" in text
-    assert "3 errors in 3 measurements" in text
+    assert "3 errors in 3 measurements" in text and "(the other servers: 11)" in text
     assert "worst 0.80x of the reference's (echo) | **pass** |" in text  # cold start 0.4 s against 0.5 s
     # one table row per server, with our req/s against the reference's and the floor's
     assert "| scoring_runtime w1 | 12,000 (6.00x ref, 0.60x floor) |" in text
