@@ -9,14 +9,20 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from scoring_runtime.config import Settings
 from scoring_runtime.errors import ConfigError, Unauthorized
-from scoring_runtime.tokens import TokenRejected, TokenVerifier, token_verifier
 from scoring_runtime.watched_file import WatchedFile
+
+if TYPE_CHECKING:
+    # pyjwt and cryptography take about 0.1 s to import: tokens.py is loaded only when tokens are configured.
+    from scoring_runtime.tokens import TokenVerifier
 
 logger = logging.getLogger("scoring_runtime")
 
+# Any of these set means tokens are meant to be checked (or the configuration is wrong, which tokens.py reports).
+_TOKEN_SETTINGS = ("jwt_secret", "jwt_public_key_file", "jwt_jwks_file", "jwt_audience", "jwt_issuer")
 MAX_KEYS = 2  # a primary and a secondary: rotation swaps in a new key while the old one still works
 
 
@@ -47,6 +53,8 @@ class Authenticator:
         if self._keys is not None and _matches(credentials, self._keys()):
             return
         if self._tokens is not None and credentials.count(".") == 2:
+            from scoring_runtime.tokens import TokenRejected  # already imported: the verifier comes from there
+
             try:
                 self._tokens.verify(credentials)
             except TokenRejected as rejected:
@@ -94,7 +102,11 @@ def authenticator(settings: Settings) -> Authenticator:
         watched = WatchedFile(settings.auth_key_file, parse_key_file, "SCORING_AUTH_KEY_FILE")
         keys = watched.current
         key_source = f"{len(watched.value)} from {settings.auth_key_file}, re-read when it changes"
-    tokens = token_verifier(settings)
+    tokens: TokenVerifier | None = None
+    if any(getattr(settings, name) for name in _TOKEN_SETTINGS):
+        from scoring_runtime.tokens import token_verifier
+
+        tokens = token_verifier(settings)
     result = Authenticator(keys, tokens, settings.auth_swagger)
     if not result.enabled:
         if settings.auth_swagger:

@@ -11,6 +11,7 @@ Series a list of values; `None` becomes `{}`; bytes are sent as application/octe
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Iterable
@@ -131,6 +132,22 @@ def encode_result(value: Any) -> tuple[bytes, str]:
     raise InternalError()
 
 
+_PLAIN_CELLS = frozenset({int, float, bool, str, type(None)})
+
+
+def _records(frame: Any) -> list[dict[Any, Any]]:
+    """`frame.to_dict(orient="records")`, built several times faster when every cell is a plain Python scalar."""
+    if frame.columns.is_unique:
+        rows = frame.to_numpy(dtype=object).tolist()
+        # to_dict gives the same scalars for these; other cells (numpy scalars in object columns, timestamps,
+        # pd.NA ...) may differ, so those frames take to_dict's own path.
+        if set(map(type, itertools.chain.from_iterable(rows))) <= _PLAIN_CELLS:
+            labels = frame.columns.tolist()
+            return [dict(zip(labels, row, strict=True)) for row in rows]
+    records: list[dict[Any, Any]] = frame.to_dict(orient="records")
+    return records
+
+
 def _to_builtin(value: Any) -> Any:
     """orjson's fallback for what it does not encode itself."""
     module = type(value).__module__
@@ -138,7 +155,7 @@ def _to_builtin(value: Any) -> Any:
         if type(value).__name__ in ("NAType", "NaTType"):
             return None
         if hasattr(value, "to_dict") and hasattr(value, "columns"):
-            return value.to_dict(orient="records")
+            return _records(value)
         if hasattr(value, "tolist"):
             return value.tolist()
         if hasattr(value, "isoformat"):

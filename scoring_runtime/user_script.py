@@ -17,7 +17,7 @@ from pathlib import Path
 from types import CodeType, ModuleType
 from typing import Any, TypeVar
 
-from scoring_runtime import schema
+from scoring_runtime import convert, schema
 from scoring_runtime.config import Settings
 from scoring_runtime.errors import BadRequest, RunFailed, ScriptLoadError
 from scoring_runtime.models import tree_lines
@@ -59,6 +59,7 @@ class UserScript:
     required: frozenset[str]  # ...those without a default
     wants_headers: bool
     user_code: CodeType | None  # where user code starts under the schema decorators
+    fast: convert.FastCall | None = None  # our own input conversion, when it covers run()'s schema layers
 
     @property
     def input_parameter(self) -> str:
@@ -71,7 +72,7 @@ class UserScript:
         """
         start = time.perf_counter()
         try:
-            result = self.run(**kwargs)
+            result = self._function(kwargs)(**kwargs)
         except BaseException as exc:  # SystemExit from run() must not take the worker down either
             raise self._failure(exc) from None
         return result, (time.perf_counter() - start) * 1000.0
@@ -79,12 +80,21 @@ class UserScript:
     async def call_async(self, kwargs: dict[str, Any]) -> tuple[Any, float]:
         start = time.perf_counter()
         try:
-            result = await self.run(**kwargs)
+            result = await self._function(kwargs)(**kwargs)
         except Exception as exc:
             raise self._failure(exc) from None
         return result, (time.perf_counter() - start) * 1000.0
 
+    def _function(self, kwargs: dict[str, Any]) -> Callable[..., Any]:
+        """What to call with kwargs: the function under the schema layers once our conversion did its work."""
+        if self.fast is not None and self.fast.prepare(kwargs):
+            return self.fast.target
+        return self.run
+
     def _failure(self, exc: BaseException) -> BadRequest | RunFailed:
+        if isinstance(exc, convert.ConversionError):
+            logger.info("Rejected input: %s", exc)
+            return BadRequest(str(exc))
         if self.mode is Mode.TYPED:
             parameter = schema.conversion_failure(exc, self.user_code)
             if parameter is not None:
@@ -175,6 +185,7 @@ def _describe(
         required=frozenset(name for name in names if params[name].default is inspect.Parameter.empty),
         wants_headers=HEADERS_PARAMETER in params,
         user_code=schema.user_code(run) if typed else None,
+        fast=convert.plan(run) if typed else None,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -25,6 +26,10 @@ def test_json_lines(serve: ServerFactory, workers: int) -> None:
     refused = server.request("DELETE", "/score", headers={"x-request-id": "req-2"})
     assert refused.status_code == 405
     server.wait_for_log('"status":405')
+    # Under gunicorn the first answer can come before the second worker has logged that it is ready.
+    deadline = time.monotonic() + 20
+    while server.log().count("ready for serving traffic") < workers and time.monotonic() < deadline:
+        time.sleep(0.05)
 
     records = _records(server.log())
     for record in records:

@@ -6,6 +6,7 @@ import asyncio
 import io
 import logging
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -88,3 +89,10 @@ def test_a_handler_the_script_adds_gets_the_access_lines(stdout: io.StringIO) ->
     assert [record.getMessage() for record in seen] == ["POST /score 200 1.000ms 2"]
     assert (seen[0].method, seen[0].status, seen[0].size) == ("POST", 200, 2)  # type: ignore[attr-defined]
     assert stdout.getvalue().endswith("scoring_runtime.access - POST /score 200 1.000ms 2\n")
+
+
+def test_token_libraries_are_not_imported_unless_tokens_are_configured() -> None:
+    # pyjwt and cryptography cost about 0.1 s of start-up; most deployments check no tokens.
+    code = "import sys, scoring_runtime.server; print('jwt' in sys.modules, 'cryptography' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False"]
