@@ -84,6 +84,7 @@ def alone(kind: ServerKind, scenario: Scenario, body: Path, expected: bytes, ctx
         loaded = run_wrk(
             server.url + "/score", body, scenario.content_type, max(ctx.args.concurrency), ctx.args.duration
         )
+        server.wait_idle()
         return {
             "errors_alone_load": loaded["errors_total"],
             "cold_start_s": round(cold_start, 3),
@@ -105,6 +106,7 @@ def children_cpu_seconds() -> float:
 
 
 def timed(server: RunningServer, scenario: Scenario, body: Path, connections: int, seconds: float) -> dict[str, Any]:
+    drained = server.wait_idle()
     cpu_before, log_before, core_before = server.cpu_seconds(), server.log_bytes(), core_busy_seconds(SERVER_CORE)
     wrk_core_before, wrk_before = core_busy_seconds(WRK_CORE), children_cpu_seconds()
     loadavg = os.getloadavg()[0]
@@ -121,6 +123,7 @@ def timed(server: RunningServer, scenario: Scenario, body: Path, connections: in
     result["cpu_busy"] = cpu / result["seconds"] if result["seconds"] else 0.0
     result["log_bytes_per_request"] = (server.log_bytes() - log_before) / done
     result["loadavg_1m"] = loadavg
+    result["idle_wait_s"] = round(drained, 2)
     return result
 
 
@@ -136,6 +139,7 @@ def load(scenario: Scenario, body: Path, ctx: Context) -> dict[tuple[ServerKind,
             servers.append(server)
         for connections in ctx.args.concurrency:
             for server in servers:
+                server.wait_idle()
                 warmup = run_wrk(server.url + "/score", body, scenario.content_type, connections, ctx.args.warmup)
                 rounds[(server.kind, connections)] = [warmup]
             for _ in range(ctx.args.rounds):

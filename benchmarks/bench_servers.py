@@ -199,6 +199,22 @@ class RunningServer:
             time.sleep(0.01)
         raise TimeoutError(f"{self.kind.label} not ready after {timeout} s: see {self.log_path}")
 
+    def wait_idle(self, timeout: float = 60.0) -> float:
+        """Seconds until the tree spent no CPU for 0.1 s: answering what a finished wrk run left queued.
+
+        A client that wrk abandons at the end of a run is still served (a sync worker writes a 5 MB answer to each
+        of 64 queued connections before it learns they are closed); the next run must not pay for it.
+        """
+        start = time.monotonic()
+        last = self.cpu_seconds()
+        while time.monotonic() - start < timeout:
+            time.sleep(0.1)
+            now = self.cpu_seconds()
+            if now == last:
+                break
+            last = now
+        return time.monotonic() - start
+
     def pids(self) -> list[int]:
         return process_tree(self.process.pid)
 

@@ -241,7 +241,8 @@ def render(rows: dict[Key, Row]) -> str:
         "each scenario's work inline, without an access log. CPU per request is the server tree's user+system time "
         "over the requests answered. PSS is summed over the tree, idle after one request and again after load, with "
         "no other server running. Cold start is spawn to the first 200 on `GET /` (`first_score_s` in the data: to "
-        "the first scored answer).",
+        "the first scored answer). Each run starts once the server has finished what the previous run left queued "
+        "(`idle_wait_s`); a run's latencies cannot exceed its length, so p99s near it are lower bounds.",
         "",
         "Ratios, not absolute numbers, are what to compare: the machine is shared. In the median run other "
         f"processes took {other:.0%} of the server's core and {other_wrk:.0%} of wrk's, and the speed of a core "
