@@ -51,12 +51,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._message_began_in_chunk = False
         self._refusal: tuple[int, str] | None = None
         self._head_timer: asyncio.TimerHandle | None = None
+        self._head_since = 0.0
         self._lingering = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         # uvicorn arms its keep-alive timer only after a response: the first head would otherwise have no deadline.
-        self._arm_head_timer()
+        self._head_since = self.loop.time()
+        self._arm_head_timer(self.head_timeout_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
@@ -82,12 +84,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_started = True
         self._message_began_in_chunk = True
         self._head_bytes = 0
+        # One timer per connection, not one per request: it is armed here only when none is pending, and when it
+        # fires it looks at the head that is arriving then (see _head_timed_out).
+        self._head_since = self.loop.time()
         if self._head_timer is None:
-            self._arm_head_timer()
+            self._arm_head_timer(self.head_timeout_s)
 
     def on_headers_complete(self) -> None:
         self._awaiting_head = False
-        self._cancel_head_timer()
         size = len(self.parser.get_method()) + len(self.url) + _REQUEST_LINE_EXTRA + _HEAD_END
         size += sum(len(name) + len(value) + _HEADER_LINE_EXTRA for name, value in self.headers)
         if size > self.max_head_bytes:
@@ -107,9 +111,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         logger.warning("Refused a request whose headers are over %d bytes (431)", self.max_head_bytes)
         return 431, f"Request headers are larger than the limit of {self.max_head_bytes} bytes"
 
-    def _arm_head_timer(self) -> None:
+    def _arm_head_timer(self, delay: float) -> None:
         if self.head_timeout_s > 0:
-            self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
+            self._head_timer = self.loop.call_later(delay, self._head_timed_out)
 
     def _cancel_head_timer(self) -> None:
         if self._head_timer is not None:
@@ -118,7 +122,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if self._lingering or self.transport.is_closing():
+        if self._lingering or self.transport.is_closing() or not self._awaiting_head:
+            return  # between heads: the next one arms the timer again
+        remaining = self._head_since + self.head_timeout_s - self.loop.time()
+        if remaining > 0:  # the timer was armed for an earlier head; this one still has time
+            self._arm_head_timer(remaining)
             return
         if not self._head_started:
             self.transport.close()  # nothing was asked: close quietly, as an idle keep-alive connection is closed

@@ -9,6 +9,7 @@ timeouts never let more calls run than configured.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import os
 import queue
@@ -19,7 +20,42 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_Job = tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...], asyncio.Future[Any], asyncio.AbstractEventLoop]
+_Settle = Callable[[asyncio.Future[Any], Any], None]
+
+
+class _Completions:
+    """Finished jobs of one event loop, handed back in batches: one wake-up of the loop (a write to its self-pipe)
+    per batch instead of one per job. Under load several jobs finish while the loop is busy, and they share it."""
+
+    __slots__ = ("_drain_scheduled", "_items", "_on_settled", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_settled: Callable[[], None]) -> None:
+        self.loop = loop
+        self._items: collections.deque[tuple[_Settle, asyncio.Future[Any], Any]] = collections.deque()
+        self._drain_scheduled = False
+        self._on_settled = on_settled
+
+    def add(self, settle: _Settle, future: asyncio.Future[Any], value: Any) -> None:
+        """On a run thread. Appending before reading the flag means a drain that has already cleared it either
+        sees this item or is followed by the one scheduled here."""
+        self._items.append((settle, future, value))
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            try:
+                self.loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:
+                pass  # The loop has closed (shutdown while a run() was still going); nobody is waiting.
+
+    def _drain(self) -> None:
+        self._drain_scheduled = False
+        items = self._items
+        while items:
+            settle, future, value = items.popleft()
+            self._on_settled()
+            settle(future, value)
+
+
+_Job = tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...], asyncio.Future[Any], _Completions]
 
 
 class RunThreads:
@@ -32,6 +68,7 @@ class RunThreads:
         self.outstanding = 0
         # Per thread, the job it is running: (monotonic start, its future), or None while idle.
         self._running: list[tuple[float, asyncio.Future[Any]] | None] = [None] * size
+        self._completions: _Completions | None = None
 
     def start(self) -> None:
         if self._threads:
@@ -54,8 +91,11 @@ class RunThreads:
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        completions = self._completions
+        if completions is None or completions.loop is not loop:
+            completions = self._completions = _Completions(loop, self._settled)
         self.outstanding += 1
-        self._jobs.put((contextvars.copy_context(), fn, args, future, loop))
+        self._jobs.put((contextvars.copy_context(), fn, args, future, completions))
         return future
 
     def overdue(self, limit_s: float) -> list[asyncio.Future[Any]]:
@@ -85,23 +125,20 @@ class RunThreads:
     def _work(self, index: int) -> None:
         _prefer_not_to_preempt()
         while (job := self._jobs.get()) is not None:
-            context, fn, args, future, loop = job
+            context, fn, args, future, completions = job
             self._running[index] = (time.monotonic(), future)
             try:
                 result = context.run(fn, *args)
             except BaseException as exc:  # handed to the awaiting coroutine, which decides
-                _post(loop, self._finished, _set_exception, future, exc)
+                completions.add(_set_exception, future, exc)
             else:
-                _post(loop, self._finished, _set_result, future, result)
+                completions.add(_set_result, future, result)
             finally:
                 self._running[index] = None
-            del job, context, fn, args, future
+            del job, context, fn, args, future, completions
 
-    def _finished(
-        self, settle: Callable[[asyncio.Future[Any], Any], None], future: asyncio.Future[Any], value: Any
-    ) -> None:
+    def _settled(self) -> None:
         self.outstanding -= 1
-        settle(future, value)
 
 
 def _prefer_not_to_preempt() -> None:
@@ -117,13 +154,6 @@ def _prefer_not_to_preempt() -> None:
         os.sched_setscheduler(0, policy, os.sched_param(0))
     except OSError:
         pass  # not permitted here (a seccomp profile, say): the default policy works, only a little slower
-
-
-def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
-    try:
-        loop.call_soon_threadsafe(callback, *args)
-    except RuntimeError:
-        pass  # The loop has closed (shutdown while a run() was still going); nobody is waiting.
 
 
 def _set_result(future: asyncio.Future[Any], result: Any) -> None:

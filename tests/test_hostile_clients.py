@@ -288,3 +288,21 @@ def test_a_body_that_arrives_after_the_queue_filled_is_refused(serve: ServerFact
         answer = slow.recv(65536)
         assert _status(answer) == b"HTTP/1.1 503 Service Unavailable" and b"retry-after: 1" in answer.lower()
         assert busy.result().status_code == 200
+
+
+def test_a_slow_second_head_on_a_kept_alive_connection_gets_its_own_deadline(serve: ServerFactory) -> None:
+    server = serve("returns.py", env={"SCORING_HEADER_TIMEOUT_S": "2"})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _status(sock.recv(65536)) == b"HTTP/1.1 200 OK"
+        time.sleep(1.5)
+        second_started = time.monotonic()
+        trickler = threading.Thread(target=_trickle, args=([sock], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 5))
+        trickler.daemon = True
+        trickler.start()
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        # Two seconds from when the second head began, not from the connection's start (0.5 s) or never.
+        assert 1.5 < time.monotonic() - second_started < 4
+        assert _status(answer) == b"HTTP/1.1 408 Request Timeout"

@@ -96,3 +96,25 @@ def test_token_libraries_are_not_imported_unless_tokens_are_configured() -> None
     code = "import sys, scoring_runtime.server; print('jwt' in sys.modules, 'cryptography' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_run_threads_hand_back_every_result_to_its_caller() -> None:
+    # Results come back in batches; each caller must still get its own, and the count of jobs in flight return to 0.
+    def job(value: int) -> int:
+        if value % 7 == 0:
+            raise ValueError(value)
+        return value * 2
+
+    async def many() -> tuple[list[object], int]:
+        threads = RunThreads(2)
+        threads.start()
+        try:
+            answers = await asyncio.gather(*(threads.submit(job, n) for n in range(2000)), return_exceptions=True)
+            return list(answers), threads.outstanding
+        finally:
+            threads.stop()
+
+    answers, outstanding = asyncio.run(many())
+    assert outstanding == 0
+    for n, answer in enumerate(answers):
+        assert (str(answer) == str(n) and isinstance(answer, ValueError)) if n % 7 == 0 else answer == n * 2
