@@ -20,4 +20,5 @@ output_sample = np.array([206.1])
 @input_schema("data", NumpyParameterType(input_sample))
 @output_schema(NumpyParameterType(output_sample))
 def run(data):
-    return data @ coef + intercept
+    # A list, not the array: azmlinfsrv cannot encode numpy arrays (500), and the sample runs on both servers.
+    return (data @ coef + intercept).tolist()

@@ -1,0 +1,80 @@
+"""The benchmark's scenarios: which score.py, which model folder, and the request body sent to every server."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DIABETES = ROOT / "sample_models" / "diabetes"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    script: Path
+    body: Callable[[], bytes]
+    content_type: str = "application/json"
+    model_dir: Path | None = None
+    quick: bool = False  # part of the --quick smoke run
+
+
+def _rows(count: int, digits: int, seed: int) -> list[list[float]]:
+    rng = random.Random(seed)
+    return [[round(rng.uniform(-1, 1), digits) for _ in range(10)] for _ in range(count)]
+
+
+def echo_body() -> bytes:
+    body = json.dumps({"data": "x" * 68}).encode()
+    assert len(body) == 80
+    return body
+
+
+def pandas_body() -> bytes:
+    rng = random.Random(3)
+    records = [
+        {"x": round(rng.uniform(0, 10), 3), "y": round(rng.uniform(0, 10), 3), "label": f"r{i}"} for i in range(10)
+    ]
+    return json.dumps({"data": records}).encode()
+
+
+SCENARIOS = [
+    Scenario("echo", "Plain echo (80-byte body)", HERE / "scenarios/echo.py", echo_body, quick=True),
+    Scenario(
+        "numpy_1x10",
+        "Typed numpy 1x10",
+        HERE / "scenarios/numpy_1x10.py",
+        lambda: json.dumps({"data": _rows(1, 4, 1)}).encode(),
+        quick=True,
+    ),
+    Scenario(
+        "numpy_1000x10",
+        "Typed numpy 1000x10 (about 100 KB body)",
+        HERE / "scenarios/numpy_1000x10.py",
+        lambda: json.dumps({"data": _rows(1000, 6, 2)}).encode(),
+    ),
+    Scenario(
+        "pandas_10x3", "Typed pandas records, 10 rows x 3 columns", HERE / "scenarios/pandas_10x3.py", pandas_body
+    ),
+    Scenario(
+        "raw_1mb",
+        "@rawhttp 1 MB binary echo",
+        HERE / "scenarios/raw_1mb.py",
+        lambda: random.Random(4).randbytes(1 << 20),
+        content_type="application/octet-stream",
+    ),
+    Scenario(
+        "diabetes",
+        "Diabetes sample model (typed numpy 1x10, ridge regression)",
+        DIABETES / "score.py",
+        lambda: json.dumps({"data": _rows(1, 4, 5)}).encode(),
+        model_dir=DIABETES / "model",
+    ),
+    Scenario("json_5mb", "5 MB JSON response", HERE / "scenarios/json_5mb.py", lambda: b'{"rows": 100000}'),
+]
+BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}

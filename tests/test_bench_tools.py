@@ -1,0 +1,89 @@
+"""The benchmark's own tools, without running wrk or any server: the wrk output parser and the report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import bench_wrk  # noqa: E402
+import report  # noqa: E402
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def test_parse_wrk_reads_the_summary_line_of_a_real_run() -> None:
+    result = bench_wrk.parse_wrk((DATA / "wrk_output.txt").read_text())
+    assert result["requests"] == 19158
+    assert result["seconds"] == pytest.approx(2.1, abs=0.001)
+    assert result["rps"] == pytest.approx(9124.2, abs=0.5)  # wrk's own "Requests/sec" line
+    assert (result["p50_ms"], result["p90_ms"], result["p99_ms"]) == (0.882, 1.143, 2.752)
+    assert result["errors_total"] == 0
+
+
+def test_parse_wrk_counts_errors_and_refuses_output_without_a_summary() -> None:
+    line = (
+        'WRK_JSON {"requests": 10, "duration_us": 1000000, "bytes": 1, "connect": 1, "read": 2, "write": 0, '
+        '"status": 3, "timeout": 4, "mean_us": 1.0, "max_us": 2, "p50_us": 1, "p90_us": 1, "p99_us": 2}'
+    )
+    result = bench_wrk.parse_wrk("Running 1s test\n" + line + "\n")
+    assert result["errors"] == {"connect": 1, "read": 2, "write": 0, "timeout": 4, "status": 3}
+    assert result["errors_total"] == 10
+    with pytest.raises(ValueError, match="WRK_JSON"):
+        bench_wrk.parse_wrk("Running 1s test\n  0 requests in 1.00s\n")
+
+
+def row(server: str, workers: int, concurrency: int, rps: float, **extra: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "run": "20260101T000000Z",
+        "settings": {"duration_s": 3.0, "rounds": 3, "warmup_s": 1.0},
+        "versions": {"commit": "abc1234", "wrk": "wrk 4.1.0"},
+        "scenario": "echo",
+        "server": server,
+        "workers": workers,
+        "concurrency": concurrency,
+        "requests": int(rps * 3),
+        "rps": rps,
+        "p99_ms": 1000 / rps,
+        "cpu_us_per_request": 1e6 / rps,
+        "errors_all_rounds": 0,
+        "log_bytes_per_request": 0.0 if server == "floor" else 90.0,
+        "core_other_busy": 0.1,
+        "idle_pss_mib": {"floor": 60.0, "scoring_runtime": 40.0, "reference": 80.0}[server],
+        "after_load_pss_mib": 90.0,
+        "cold_start_s": 0.4,
+        "body_bytes": 80,
+        "response_bytes": 86,
+    }
+    values.update(extra)
+    return values
+
+
+def test_report_renders_ratios_and_verdicts(tmp_path: Path) -> None:
+    rows = []
+    for concurrency in (1, 8, 64):
+        rows.append(row("floor", 1, concurrency, 20000.0, errors_warmup=2))
+        # the memory phase's load runs once per server: its errors are on every row of that server, counted once
+        rows.append(row("reference", 1, concurrency, 2000.0, cold_start_s=0.5, errors_alone_load=5))
+        # 6x the reference's req/s, but twice the floor's CPU per request and an error in one round
+        rows.append(row("scoring_runtime", 1, concurrency, 12000.0, cpu_us_per_request=100.0, errors_all_rounds=1))
+    source = tmp_path / "run.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report.main([str(source), "--out-dir", str(tmp_path / "out"), "--no-chart"])
+    text = (tmp_path / "out" / "RESULTS.md").read_text()
+    assert (tmp_path / "out" / "RESULTS.jsonl").read_text() == source.read_text()
+    assert "| echo, 1 worker, c=8: req/s at least 5x the reference's | 6.00x | **pass** |" in text
+    assert "| echo, 1 worker, c=8: CPU per request within 1.5x the floor's | 2.00x | **FAIL** |" in text
+    assert "| numpy_1x10, 1 worker, c=8: req/s at least 5x the reference's | n/a | not measured |" in text
+    assert "| p99 at c=64 at most 1/5 of the reference's, every scenario and worker count | worst 0.17x" in text
+    assert "3 errors in 3 measurements" in text and "(the other servers: 11)" in text
+    assert "worst 0.80x of the reference's (echo) | **pass** |" in text  # cold start 0.4 s against 0.5 s
+    # one table row per server, with our req/s against the reference's and the floor's
+    assert "| scoring_runtime w1 | 12,000 (6.00x ref, 0.60x floor) |" in text
+    assert "| floor w1 | 20,000 | 20,000 | 20,000 |" in text
