@@ -15,12 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType, ModuleType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from scoring_runtime import convert, schema
+from scoring_runtime import schema
 from scoring_runtime.config import Settings
 from scoring_runtime.errors import BadRequest, RunFailed, ScriptLoadError
 from scoring_runtime.models import tree_lines
+
+if TYPE_CHECKING:
+    # convert imports numpy and pandas (about 30 MiB and 0.3 s): loaded only for typed scripts, which need them anyway.
+    from scoring_runtime import convert
 
 logger = logging.getLogger("scoring_runtime.user_script")
 
@@ -92,9 +96,12 @@ class UserScript:
         return self.run
 
     def _failure(self, exc: BaseException) -> BadRequest | RunFailed:
-        if isinstance(exc, convert.ConversionError):
-            logger.info("Rejected input: %s", exc)
-            return BadRequest(str(exc))
+        if self.fast is not None:  # only then is convert loaded, and only then can it have raised
+            from scoring_runtime.convert import ConversionError
+
+            if isinstance(exc, ConversionError):
+                logger.info("Rejected input: %s", exc)
+                return BadRequest(str(exc))
         if self.mode is Mode.TYPED:
             parameter = schema.conversion_failure(exc, self.user_code)
             if parameter is not None:
@@ -185,7 +192,7 @@ def _describe(
         required=frozenset(name for name in names if params[name].default is inspect.Parameter.empty),
         wants_headers=HEADERS_PARAMETER in params,
         user_code=schema.user_code(run) if typed else None,
-        fast=convert.plan(run) if typed else None,
+        fast=_plan_conversion(run) if typed else None,
     )
 
 
@@ -269,3 +276,9 @@ def log_model_dir(model_dir: str | None) -> None:
         logger.info("Model Directory Contents:")
         for line in tree_lines(Path(model_dir)):
             logger.info("%s", line)
+
+
+def _plan_conversion(run: Callable[..., Any]) -> convert.FastCall | None:
+    from scoring_runtime import convert
+
+    return convert.plan(run)

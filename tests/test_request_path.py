@@ -18,6 +18,7 @@ from scoring_runtime.access_log import AccessLog
 from scoring_runtime.request_context import new_request_id
 from scoring_runtime.runner import RunThreads
 from tests.conftest import ServerFactory
+from tests.helpers import SCRIPTS
 
 
 def test_request_ids_are_version_4_uuids() -> None:
@@ -128,3 +129,15 @@ def test_servers_freeze_what_init_left(serve: ServerFactory, workers: int, prelo
     server = serve("gc_state.py", workers=workers, env={"WORKER_PRELOAD": preload})
     state = server.post("/score", content="x").json()
     assert state["frozen"] > 10_000 and state["threshold"] == [10_000, 10, 10]
+
+
+def test_numpy_and_pandas_are_not_imported_for_a_plain_script() -> None:
+    # Our typed-input conversion needs them; a plain script should not pay their memory and start-up time.
+    code = (
+        "import sys; from scoring_runtime.config import load_settings;"
+        "from scoring_runtime.user_script import load_script;"
+        f"load_script(load_settings({{'entry_script': {str(SCRIPTS / 'raises.py')!r}}})[0]);"
+        "print('numpy' in sys.modules, 'pandas' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split()[-2:] == ["False", "False"]
