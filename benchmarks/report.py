@@ -225,12 +225,13 @@ def render(rows: dict[Key, Row]) -> str:
     first = next(iter(rows.values()))
     settings, found = first["settings"], first["versions"]
     other, other_wrk = noise(rows), noise(rows, None, "wrk_core_other_busy")
+    foreign = sum(1 for r in rows.values() if r.get("foreign_wrk", 0))
     ended = max((r.get("measured_at", "") for r in rows.values()), default="")
-    span = f", which ended at {ended}" if ended else ""
+    span = f" (ended {ended})" if ended else ""
     lines = [
         "# Benchmark results",
         "",
-        f"Run `{first['run']}`{span} of `benchmarks/bench.py` at commit `{found.get('commit', '?')}`: each figure "
+        f"Run `{first['run']}` of `benchmarks/bench.py`{span} at commit `{found.get('commit', '?')}`: each figure "
         f"is the best of {settings['rounds']} timed wrk runs of {settings['duration_s']:g} s per server and "
         f"concurrency (after a {settings['warmup_s']:g} s warm-up), the servers taking turns. The data is "
         f"[RESULTS.jsonl](RESULTS.jsonl); the chart is [{CHART}]({CHART}). Regenerate with `make bench`.",
@@ -245,9 +246,10 @@ def render(rows: dict[Key, Row]) -> str:
         "(`idle_wait_s`); a run's latencies cannot exceed its length, so p99s near it are lower bounds.",
         "",
         "Ratios, not absolute numbers, are what to compare: the machine is shared. In the median run other "
-        f"processes took {other:.0%} of the server's core and {other_wrk:.0%} of wrk's, and the speed of a core "
-        "varies by more than that, unseen. So the servers take turns in short runs and the best run of each is "
-        "reported, for the noise to fall on all of them alike; `rounds_rps` in the data shows the spread.",
+        f"processes (user, system and steal time, not interrupts) took {other:.0%} of the server's core and "
+        f"{other_wrk:.0%} of wrk's; {foreign} of {len(rows)} reported runs started while another wrk was running. "
+        "The speed of a core also varies, unseen. So the servers take turns in short runs and the best run of each "
+        "is reported, for the noise to fall on all of them alike; `rounds_rps` in the data shows the spread.",
         "",
         "Versions: " + ", ".join(f"{name} {version}" for name, version in found.items() if name != "commit") + ".",
         "",
