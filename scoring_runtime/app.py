@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import json
 import logging
@@ -82,6 +83,8 @@ class ScoringApp:
         self.swaggers: Swaggers | None = None
         # Set when the server starts shutting down (SIGTERM): readiness answers 503 from then on.
         self.draining = False
+        # Set by our own server, whose process serves only this app: process-wide tuning is ours to do then.
+        self.owns_process = False
         prefixes = ("", settings.service_path_prefix) if settings.service_path_prefix else ("",)
         routes = []
         for prefix in prefixes:
@@ -158,6 +161,8 @@ class ScoringApp:
         self.swaggers = build_swaggers(script.run, info, settings.app_root)
         self.scorer = Scorer(script, self.runner, settings, self.metrics)
         logger.info("Scoring timeout is set to %d", settings.scoring_timeout_ms)
+        if self.owns_process:
+            settle_garbage_collector()
         logger.info("Worker with pid %d ready for serving traffic", os.getpid())
 
     async def health(self, request: Request) -> Response:
@@ -225,6 +230,19 @@ async def finish_async_init(pending: Any, model_dir: str | None) -> None:
     except BaseException as exc:
         raise init_failure(exc, model_dir) from None
     logger.info("Users's init has completed successfully")
+
+
+def settle_garbage_collector() -> None:
+    """Keep the cyclic garbage collector off the request path once the model is loaded.
+
+    Everything alive after init() (modules, the model) lives as long as the process. Frozen, it is no longer scanned
+    by every full collection, which under load took tens of milliseconds each time and made the slowest 1% of
+    requests several times slower than the median. Young collections are made rarer too: requests leave little
+    cyclic garbage.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def load_user_script(settings: Settings) -> UserScript:

@@ -13,7 +13,7 @@ from typing import Any
 import uvicorn
 
 from scoring_runtime import __version__
-from scoring_runtime.app import ScoringApp, finish_async_init, load_user_script
+from scoring_runtime.app import ScoringApp, finish_async_init, load_user_script, settle_garbage_collector
 from scoring_runtime.auth import Authenticator, authenticator as build_authenticator
 from scoring_runtime.config import Settings
 from scoring_runtime.errors import StartupError
@@ -85,6 +85,7 @@ class DrainingServer(uvicorn.Server):
 
 def _run_uvicorn(settings: Settings, auth: Authenticator) -> int:
     app = ScoringApp(settings, authenticator=auth)
+    app.owns_process = True
     configs = [
         uvicorn.Config(
             app,
@@ -120,7 +121,11 @@ def preload(settings: Settings) -> tuple[UserScript, float]:
     pending = run_init(script, settings.model_dir)
     if inspect.isawaitable(pending):  # an event loop in the master only for `async def init`
         asyncio.run(finish_async_init(pending, settings.model_dir))
-    return script, time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    # Frozen before the fork, the model's objects are never traversed by a worker's collector, which would write
+    # to their pages and so copy the memory the workers share.
+    settle_garbage_collector()
+    return script, elapsed
 
 
 def _run_gunicorn(settings: Settings, auth: Authenticator) -> int:
@@ -165,7 +170,9 @@ def _serve_gunicorn(settings: Settings, auth: Authenticator) -> int:
                     self.cfg.set(key, value)
 
         def load(self) -> ScoringApp:
-            return ScoringApp(settings, script, auth, init_seconds)
+            app = ScoringApp(settings, script, auth, init_seconds)
+            app.owns_process = True
+            return app
 
     # gunicorn's arbiter leaves through sys.exit: 0 on a normal stop, 3 when a worker cannot boot. When a second
     # worker fails to boot while the arbiter is already halting, gunicorn raises HaltServer again, uncaught.

@@ -196,6 +196,17 @@ def _trickle(sockets: list[socket.socket], data: bytes, seconds: float) -> None:
         time.sleep(1.0)
 
 
+def _trickle_until_closed(sock: socket.socket, seconds: float) -> bytes:
+    """Trickle a request head on `sock` (one byte a second, in the background); return all it answered until closed."""
+    trickler = threading.Thread(target=_trickle, args=([sock], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", seconds))
+    trickler.daemon = True
+    trickler.start()
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    return answer
+
+
 def _prompt_requests(server: Server, until: threading.Thread) -> int:
     """Normal requests, one after another on new connections, while `until` runs; each must be answered promptly."""
     answered = 0
@@ -253,12 +264,7 @@ def test_heads_that_take_too_long_are_cut_off(serve: ServerFactory) -> None:
     idle = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     try:
         start = time.monotonic()
-        trickler = threading.Thread(target=_trickle, args=([slow], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 6))
-        trickler.daemon = True
-        trickler.start()
-        answer = b""
-        while chunk := slow.recv(65536):
-            answer += chunk
+        answer = _trickle_until_closed(slow, 6)
         assert 1.5 < time.monotonic() - start < 5
         assert _status(answer) == b"HTTP/1.1 408 Request Timeout"
         assert answer.endswith(b'{"message": "Request headers did not arrive within 2 seconds"}')
@@ -297,12 +303,7 @@ def test_a_slow_second_head_on_a_kept_alive_connection_gets_its_own_deadline(ser
         assert _status(sock.recv(65536)) == b"HTTP/1.1 200 OK"
         time.sleep(1.5)
         second_started = time.monotonic()
-        trickler = threading.Thread(target=_trickle, args=([sock], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 5))
-        trickler.daemon = True
-        trickler.start()
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
+        answer = _trickle_until_closed(sock, 5)
         # Two seconds from when the second head began, not from the connection's start (0.5 s) or never.
         assert 1.5 < time.monotonic() - second_started < 4
         assert _status(answer) == b"HTTP/1.1 408 Request Timeout"

@@ -17,6 +17,7 @@ from scoring_runtime import access_log, log
 from scoring_runtime.access_log import AccessLog
 from scoring_runtime.request_context import new_request_id
 from scoring_runtime.runner import RunThreads
+from tests.conftest import ServerFactory
 
 
 def test_request_ids_are_version_4_uuids() -> None:
@@ -118,3 +119,12 @@ def test_run_threads_hand_back_every_result_to_its_caller() -> None:
     assert outstanding == 0
     for n, answer in enumerate(answers):
         assert (str(answer) == str(n) and isinstance(answer, ValueError)) if n % 7 == 0 else answer == n * 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preload", ["false", "true"])
+def test_servers_freeze_what_init_left(serve: ServerFactory, workers: int, preload: str) -> None:
+    # Full collections then skip the model and the modules: they were the slowest 1% of requests under load.
+    server = serve("gc_state.py", workers=workers, env={"WORKER_PRELOAD": preload})
+    state = server.post("/score", content="x").json()
+    assert state["frozen"] > 10_000 and state["threshold"] == [10_000, 10, 10]
