@@ -217,9 +217,10 @@ def main(argv: list[str] | None = None) -> None:
     if foreign_wrk():
         print("WARNING: another wrk is running on this machine: its load will disturb these figures", flush=True)
     ref_python = ensure_reference_venv() if any(k.name == "reference" for k in args.servers) else None
-    run = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    # The run's name: the output file's, so that its server logs sit beside it under the same name.
+    run = args.out.stem if args.out else datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or HERE / "results" / f"{run}.jsonl"
-    log_dir = HERE / "results" / f"{run}-logs"
+    log_dir = out.parent / f"{run}-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     ctx = Context(args, ref_python, log_dir)
