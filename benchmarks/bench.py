@@ -37,7 +37,7 @@ from bench_servers import (
     http,
     versions,
 )
-from bench_wrk import WRK_CORE, check_tools, run_wrk
+from bench_wrk import WRK_CORE, check_tools, foreign_wrk, run_wrk
 from floor_app import make_work
 
 
@@ -109,7 +109,7 @@ def timed(server: RunningServer, scenario: Scenario, body: Path, connections: in
     drained = server.wait_idle()
     cpu_before, log_before, core_before = server.cpu_seconds(), server.log_bytes(), core_busy_seconds(SERVER_CORE)
     wrk_core_before, wrk_before = core_busy_seconds(WRK_CORE), children_cpu_seconds()
-    loadavg = os.getloadavg()[0]
+    loadavg, foreign = os.getloadavg()[0], foreign_wrk()
     result = run_wrk(server.url + "/score", body, scenario.content_type, connections, seconds)
     core = core_busy_seconds(SERVER_CORE) - core_before
     cpu = server.cpu_seconds() - cpu_before
@@ -124,6 +124,7 @@ def timed(server: RunningServer, scenario: Scenario, body: Path, connections: in
     result["log_bytes_per_request"] = (server.log_bytes() - log_before) / done
     result["loadavg_1m"] = loadavg
     result["idle_wait_s"] = round(drained, 2)
+    result["foreign_wrk"] = foreign
     return result
 
 
@@ -213,10 +214,13 @@ def main(argv: list[str] | None = None) -> None:
     wrk_version = check_tools()
     if len(os.sched_getaffinity(0)) < 2:
         raise SystemExit("the benchmark pins wrk to core 0 and the servers to core 1: it needs 2 cores")
+    if foreign_wrk():
+        print("WARNING: another wrk is running on this machine: its load will disturb these figures", flush=True)
     ref_python = ensure_reference_venv() if any(k.name == "reference" for k in args.servers) else None
-    run = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    # The run's name: the output file's, so that its server logs sit beside it under the same name.
+    run = args.out.stem if args.out else datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or HERE / "results" / f"{run}.jsonl"
-    log_dir = HERE / "results" / f"{run}-logs"
+    log_dir = out.parent / f"{run}-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     ctx = Context(args, ref_python, log_dir)

@@ -69,7 +69,7 @@ def versions(wrk_version: str, ref_python: Path | None) -> dict[str, str]:
     found = {"python": platform.python_version(), "wrk": wrk_version, "kernel": platform.release()}
     for package in ("scoring-runtime", "starlette", "uvicorn", "gunicorn", "orjson", "numpy", "pandas"):
         found[package] = metadata.version(package)
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True)
     found["commit"] = commit.stdout.strip()
     if ref_python is not None:
         probe = "from importlib.metadata import version as v; print(v('azureml-inference-server-http'), v('gunicorn'))"
@@ -145,11 +145,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 def core_busy_seconds(core: int) -> float:
-    """Time core `core` spent on anything but idling and waiting for I/O, from /proc/stat (steal included)."""
+    """Time core `core` spent running tasks (user, nice, system) or lost to the hypervisor (steal), from /proc/stat.
+
+    Interrupt and softirq time is left out: on loopback it is mostly the benchmark's own network traffic.
+    """
     for line in Path("/proc/stat").read_text().splitlines():
         if line.startswith(f"cpu{core} "):
-            ticks = [int(value) for value in line.split()[1:9]]  # user nice system idle iowait irq softirq steal
-            return (sum(ticks) - ticks[3] - ticks[4]) / TICKS
+            user, nice, system, _idle, _iowait, _irq, _softirq, steal = (int(v) for v in line.split()[1:9])
+            return (user + nice + system + steal) / TICKS
     return 0.0
 
 

@@ -26,6 +26,17 @@ def check_tools() -> str:
     return output.splitlines()[0].strip() if output else "wrk (unknown version)"
 
 
+def foreign_wrk() -> int:
+    """How many wrk processes are running now, before ours starts: another benchmark on this machine (noise)."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            count += entry.name.isdigit() and (entry / "comm").read_text().strip() == "wrk"
+        except OSError:
+            continue  # gone meanwhile
+    return count
+
+
 def wrk_command(url: str, body: Path, content_type: str, connections: int, seconds: float) -> list[str]:
     # wrk takes whole seconds; its default 2 s timeout would drop the slow answers of the slowest servers.
     duration = f"{max(1, round(seconds))}s"

@@ -148,12 +148,17 @@ def targets(rows: dict[Key, Row]) -> list[str]:
         f"| {verdict(None if cpu is None else cpu <= 1.5)} |"
     )
     ours = {k: r for k, r in rows.items() if k[1] == OURS}
+    # A run's latencies cannot exceed its length: where the reference's p99 reaches it, there is nothing to compare.
+    capped = {k[0] for k, r in rows.items() if r["server"] == "reference" and k[3] == 64
+              and (value(rows, k, "p99_ms") or 0) >= 0.9 * r["settings"]["duration_s"] * 1000}  # fmt: skip
     p99 = worst(
         (f"{k[0]} w{k[2]}", ratio(value(rows, k, "p99_ms"), value(rows, (k[0], "reference", k[2], 64), "p99_ms")))
         for k, r in ours.items()
-        if k[3] == 64
+        if k[3] == 64 and k[0] not in capped
     )
     p99_text = "n/a" if p99 is None else f"worst {times(p99[1])} ({p99[0]})"
+    if capped:
+        p99_text += f"; left out, the reference's p99 reaching the run's length: {', '.join(sorted(capped))}"
     lines.append(
         f"| p99 at c=64 at most 1/5 of the reference's, every scenario and worker count | {p99_text} "
         f"| {verdict(None if p99 is None else p99[1] <= 0.2)} |"
@@ -195,7 +200,7 @@ def chart(rows: dict[Key, Row], path: Path) -> None:
     names = scenarios(rows)
     figure, axes = plt.subplots(len(names), 2, figsize=(11, 2.8 * len(names)), squeeze=False)
     for line, scenario in enumerate(names):
-        for column, (field, label) in enumerate((("rps", "req/s"), ("p99_ms", "p99 latency (ms)"))):
+        for column, (field, what) in enumerate((("rps", "req/s"), ("p99_ms", "p99 latency (ms)"))):
             axis = axes[line][column]
             for server, workers in servers(rows, scenario):
                 points = sorted((k[3], r[field]) for k, r in rows.items() if k[:3] == (scenario, server, workers))
@@ -212,7 +217,7 @@ def chart(rows: dict[Key, Row], path: Path) -> None:
             axis.set_xscale("log", base=2)
             axis.set_yscale("log")
             axis.set_xticks([1, 8, 64], ["1", "8", "64"])
-            axis.set_title(f"{scenario}: {label}", fontsize=10)
+            axis.set_title(f"{scenario}: {what}", fontsize=10)
             axis.set_xlabel("concurrency (wrk connections)", fontsize=8)
             axis.grid(True, which="both", alpha=0.3)
     axes[0][0].legend(fontsize=8)
@@ -225,12 +230,13 @@ def render(rows: dict[Key, Row]) -> str:
     first = next(iter(rows.values()))
     settings, found = first["settings"], first["versions"]
     other, other_wrk = noise(rows), noise(rows, None, "wrk_core_other_busy")
+    foreign = sum(1 for r in rows.values() if r.get("foreign_wrk", 0))
     ended = max((r.get("measured_at", "") for r in rows.values()), default="")
-    span = f", which ended at {ended}" if ended else ""
+    span = f" (ended {ended})" if ended else ""
     lines = [
         "# Benchmark results",
         "",
-        f"Run `{first['run']}`{span} of `benchmarks/bench.py` at commit `{found.get('commit', '?')}`: each figure "
+        f"Run `{first['run']}` of `benchmarks/bench.py`{span} at commit `{found.get('commit', '?')}`: each figure "
         f"is the best of {settings['rounds']} timed wrk runs of {settings['duration_s']:g} s per server and "
         f"concurrency (after a {settings['warmup_s']:g} s warm-up), the servers taking turns. The data is "
         f"[RESULTS.jsonl](RESULTS.jsonl); the chart is [{CHART}]({CHART}). Regenerate with `make bench`.",
@@ -245,9 +251,10 @@ def render(rows: dict[Key, Row]) -> str:
         "(`idle_wait_s`); a run's latencies cannot exceed its length, so p99s near it are lower bounds.",
         "",
         "Ratios, not absolute numbers, are what to compare: the machine is shared. In the median run other "
-        f"processes took {other:.0%} of the server's core and {other_wrk:.0%} of wrk's, and the speed of a core "
-        "varies by more than that, unseen. So the servers take turns in short runs and the best run of each is "
-        "reported, for the noise to fall on all of them alike; `rounds_rps` in the data shows the spread.",
+        f"processes (user, system and steal time, not interrupts) took {other:.0%} of the server's core and "
+        f"{other_wrk:.0%} of wrk's; {foreign} of {len(rows)} reported runs started while another wrk was running. "
+        "The speed of a core also varies, unseen. So the servers take turns in short runs and the best run of each "
+        "is reported, for the noise to fall on all of them alike; `rounds_rps` in the data shows the spread.",
         "",
         "Versions: " + ", ".join(f"{name} {version}" for name, version in found.items() if name != "commit") + ".",
         "",
