@@ -3,8 +3,9 @@
 Going through `logging` costs a LogRecord, a caller lookup, time formatting and three levels of handler calls for
 every request; on a trivial run() that was a quarter of the server's CPU. With the default configuration (records
 of `scoring_runtime.access` reach only our own stdout handler, in the text format, with nothing filtering them) the
-line is formatted here, byte for byte what the handler would write, and written under the handler's lock. Any
-other set-up (JSON lines, a logging.json, a handler the script added) gets the record through `logging`.
+line is formatted here, byte for byte what the handler would write: the lines of one event loop pass together, under
+one acquisition of the handler's lock. Any other set-up (JSON lines, a logging.json, a handler the script added) gets
+the record through `logging`.
 """
 
 from __future__ import annotations
@@ -24,47 +25,56 @@ class AccessLog:
     def __init__(self) -> None:
         self._second = -1
         self._stamp = ""
-        self._flush_pending: logging.StreamHandler[Any] | None = None
+        # Lines of this loop pass, written together when the loop has run what is ready: one lock, one stream write
+        # and one flush for the requests answered together, and none waits longer than that pass.
+        self._pending: list[tuple[float, str, str, int, float, str, bool]] = []
+        self._handler: logging.StreamHandler[Any] | None = None
 
     def write(self, method: str, target: str, status: int, elapsed_ms: float, size: str, aborted: bool) -> None:
-        message = f"{method} {target} {status} {elapsed_ms:.3f}ms {size}{' aborted' if aborted else ''}"
         handler = _direct_handler()
-        if handler is not None:
-            now = time.time()
+        if handler is None:
+            self._through_logging(method, target, status, elapsed_ms, size, aborted)
+            return
+        if not self._pending:
+            self._handler = handler
+            asyncio.get_running_loop().call_soon(self._write_pending)
+        self._pending.append((time.time(), method, target, status, elapsed_ms, size, aborted))
+
+    def _write_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        handler, self._handler = self._handler, None
+        if handler is None or not pending:
+            return
+        prefix = f" I [{os.getpid()}] scoring_runtime.access - "
+        lines = []
+        for now, method, target, status, elapsed_ms, size, aborted in pending:
             second = int(now)
             if second != self._second:
                 self._second = second
                 self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
             millis = int((now - second) * 1000)
-            line = f"{self._stamp},{millis:03d} I [{os.getpid()}] scoring_runtime.access - {message}\n"
-            handler.acquire()
-            try:
-                handler.stream.write(line)
-            except Exception:
-                pass  # a stream that fails is logging's to report: fall through to it
-            else:
-                self._flush_soon(handler)
-                return
-            finally:
-                handler.release()
+            end = " aborted\n" if aborted else "\n"
+            lines.append(f"{self._stamp},{millis:03d}{prefix}{method} {target} {status} {elapsed_ms:.3f}ms {size}{end}")
+        handler.acquire()
+        try:
+            handler.stream.write("".join(lines))
+            handler.flush()
+        except Exception:
+            # A stream that fails is logging's to report.
+            for _, method, target, status, elapsed_ms, size, aborted in pending:
+                self._through_logging(method, target, status, elapsed_ms, size, aborted)
+        finally:
+            handler.release()
+
+    @staticmethod
+    def _through_logging(method: str, target: str, status: int, elapsed_ms: float, size: str, aborted: bool) -> None:
+        message = f"{method} {target} {status} {elapsed_ms:.3f}ms {size}{' aborted' if aborted else ''}"
         fields: dict[str, object] = {"method": method, "path": target, "status": status}
         fields["duration_ms"] = round(elapsed_ms, 3)
         fields["size"] = int(size) if size.isdigit() else None
         if aborted:
             fields["aborted"] = True
         access_logger.info("%s", message, extra=fields)
-
-    def _flush_soon(self, handler: logging.StreamHandler[Any]) -> None:
-        """Flush once the event loop has run what is ready: the lines of requests answered together go out in one
-        write instead of one each, and none waits longer than that."""
-        if self._flush_pending is None:
-            self._flush_pending = handler
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        handler, self._flush_pending = self._flush_pending, None
-        if handler is not None:
-            handler.flush()
 
 
 def _direct_handler() -> logging.StreamHandler[Any] | None:

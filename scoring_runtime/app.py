@@ -141,6 +141,8 @@ class ScoringApp:
         await send({"type": "lifespan.startup.complete"})
         await receive()
         self.runner.stop()
+        if self.metrics is not None:
+            self.metrics.sync()
         await send({"type": "lifespan.shutdown.complete"})
 
     async def startup(self) -> None:

@@ -57,7 +57,11 @@ class ScoringWorker(UvicornWorker):  # type: ignore[misc]
         """
         self.notify()
         app, server = self.wsgi, self._server
-        if not isinstance(app, ScoringApp) or server is None or app.draining:
+        if not isinstance(app, ScoringApp) or server is None:
+            return
+        if app.metrics is not None:
+            app.metrics.sync()  # run() calls that ended after their request was answered (timed out) are counted
+        if app.draining:
             return
         stuck = app.release_stuck_runs(self.cfg.timeout)
         if stuck:

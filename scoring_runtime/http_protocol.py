@@ -5,6 +5,8 @@ the server would buffer all of it (a memory attack), or trickle a head one byte 
 (slowloris; uvicorn arms no timer before the first request of a connection). The subclass here keeps httptools,
 the fast parser, and adds SCORING_MAX_HEADER_BYTES (431) and SCORING_HEADER_TIMEOUT_S (408).
 
+The subclass also sends each response's head and the first piece of its body in one write (`_HeadWithBody`).
+
 How the size is counted: a chunk read from the socket that leaves the head still incomplete is head, so those
 chunks are added up (all but the one the request began in) and the head is refused as soon as they pass the limit:
 at most the limit plus two socket reads is ever buffered. A head that completes within a chunk is measured from its
@@ -98,6 +100,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._refusal = self._refuse_head_size()
             raise _HeadTooLarge()
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle.scope is self.scope:
+            self.cycle.transport = _HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn calls this for any parser error, ours included: answer ours with its own status and message."""
@@ -159,6 +163,51 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.loop.call_later(LINGER_S, self.transport.close)
         else:
             self.transport.close()
+
+
+class _HeadWithBody:
+    """The transport as one response cycle sees it: the cycle's first write (the response head) is held back until
+    its second (the body, or its first chunk), and both leave in one system call.
+
+    uvicorn writes the head and the body separately, so a small answer costs two sends and two TCP segments, each
+    processed on both ends. A held write goes out on its own at the end of the loop pass if nothing follows it in
+    that pass (a streamed response whose first chunk is not ready yet, a `100 Continue`), and before a close.
+    """
+
+    __slots__ = ("_transport", "_loop", "_held", "_first")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self._first = True
+
+    def write(self, data: bytes) -> None:
+        if self._first:
+            self._first = False
+            self._held = data
+            self._loop.call_soon(self._release)
+            return
+        held = self._held
+        if held is None:
+            self._transport.write(data)
+        else:
+            self._held = None
+            self._transport.writelines((held, data))
+
+    def _release(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self._release()
+        self._transport.close()
 
 
 _REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large"}

@@ -16,9 +16,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from scoring_runtime.errors import HTTPError, RunFailed, ScoringTimeout, WorkerTimeout
+from scoring_runtime.metric_values import DURATION_BUCKETS as BUCKETS, Durations, FileSync, PlainSeries, RouteRecorder
 
 if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+    from prometheus_client import CollectorRegistry
 
 logger = logging.getLogger("scoring_runtime")
 
@@ -27,35 +28,12 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OTHER_ROUTE = "other"
 SCORE_ROUTE = "/score"
-# From a small model's millisecond to a large one's minute.
-DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
-
-
-class RouteRecorder:
-    """The series of one route, resolved once: recording a request formats no labels and looks nothing up."""
-
-    __slots__ = ("_by_class", "_duration", "_in_flight")
-
-    def __init__(self, by_status: tuple[Counter, ...], duration: Histogram, in_flight: Gauge | None) -> None:
-        # Indexed by status // 100. Status 0 means no response was started: the server answers 500 for it.
-        self._by_class = (by_status[4], *by_status)
-        self._duration = duration
-        self._in_flight = in_flight
-
-    def enter(self) -> None:
-        if self._in_flight is not None:
-            self._in_flight.inc()
-
-    def leave(self, status: int, seconds: float) -> None:
-        if self._in_flight is not None:
-            self._in_flight.dec()
-        self.count(status, seconds)
-
-    def count(self, status: int, seconds: float) -> None:
-        """A request answered without entering the app (a 431 for a request id that is too long)."""
-        self._by_class[status // 100 if status < 600 else 5].inc()
-        self._duration.observe(seconds)
+_HELP = {
+    "requests": "Requests answered, by route and status class.",
+    "request_seconds": "Time from receiving a request to sending the end of its response, by route.",
+    "in_flight": "/score requests received and not yet answered: running, waiting for a run slot, or being read.",
+    "run_seconds": "Time of each run() call that returned.",
+}
 
 
 class Metrics:
@@ -91,31 +69,32 @@ class Metrics:
             # The default registry too: process and Python figures, and metrics score.py registers itself.
             registry.register(REGISTRY)
 
-        self.requests = Counter(
-            "scoring_requests",
-            "Requests answered, by route and status class.",
-            ("route", "status_class"),
-            registry=registry,
-        )
-        self.request_seconds = Histogram(
-            "scoring_request_duration_seconds",
-            "Time from receiving a request to sending the end of its response, by route.",
-            ("route",),
-            registry=registry,
-            buckets=DURATION_BUCKETS,
-        )
-        self.in_flight = Gauge(
-            "scoring_requests_in_flight",
-            "/score requests received and not yet answered: running, waiting for a run slot, or being read.",
-            registry=registry,
-            multiprocess_mode="livesum",
-        )
-        self.run_seconds = Histogram(
-            "scoring_run_duration_seconds",
-            "Time of each run() call that returned.",
-            registry=registry,
-            buckets=DURATION_BUCKETS,
-        )
+        # The per-request series are plain numbers (see metric_values); only the multiprocess files need real ones.
+        labels = sorted({*routes.values(), OTHER_ROUTE})
+        self._sync: FileSync | None = None
+        if multiprocess:
+            self._sync = FileSync(
+                labels,
+                Counter("scoring_requests", _HELP["requests"], ("route", "status_class"), registry=None),
+                Histogram(
+                    "scoring_request_duration_seconds",
+                    _HELP["request_seconds"],
+                    ("route",),
+                    registry=None,
+                    buckets=BUCKETS,
+                ),
+                Gauge("scoring_requests_in_flight", _HELP["in_flight"], registry=None, multiprocess_mode="livesum"),
+                Histogram("scoring_run_duration_seconds", _HELP["run_seconds"], registry=None, buckets=BUCKETS),
+            )
+            self._run_durations = self._sync.run_durations
+        else:
+            self._run_durations = Durations(locked=True)
+        recorders = {label: RouteRecorder(label, label == SCORE_ROUTE, self._sync) for label in labels}
+        self._routes = {path: recorders[label] for path, label in routes.items()}
+        self._other = recorders[OTHER_ROUTE]
+        if not multiprocess:
+            assert registry is not None
+            registry.register(PlainSeries(list(recorders.values()), self._run_durations, _HELP))
         self.queue_rejections = Counter(
             "scoring_queue_rejections",
             "/score requests refused with 503 because every run slot was busy and the wait queue was full.",
@@ -133,20 +112,18 @@ class Metrics:
             registry=registry,
             multiprocess_mode="liveall",
         )
-        recorders = {label: self._recorder(label) for label in {*routes.values(), OTHER_ROUTE}}
-        self._routes = {path: recorders[label] for path, label in routes.items()}
-        self._other = recorders[OTHER_ROUTE]
-
-    def _recorder(self, route: str) -> RouteRecorder:
-        by_status = tuple(self.requests.labels(route, status_class) for status_class in _CLASSES)
-        in_flight = self.in_flight if route == SCORE_ROUTE else None
-        return RouteRecorder(by_status, self.request_seconds.labels(route), in_flight)
 
     def route(self, path: str) -> RouteRecorder:
         return self._routes.get(path, self._other)
 
     def run_finished(self, elapsed_ms: float) -> None:
-        self.run_seconds.observe(elapsed_ms / 1000.0)
+        """On a run thread."""
+        self._run_durations.observe(elapsed_ms / 1000.0)
+
+    def sync(self) -> None:
+        """Under gunicorn, write what is counted to the multiprocess files now (on the event loop)."""
+        if self._sync is not None:
+            self._sync.write()
 
     def scoring_failed(self, error: HTTPError) -> None:
         if isinstance(error, (ScoringTimeout, WorkerTimeout)):
@@ -155,6 +132,7 @@ class Metrics:
             self.run_failures.inc()
 
     def page(self) -> bytes:
+        self.sync()
         return self._generate(self._page)
 
 

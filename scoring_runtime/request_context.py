@@ -29,6 +29,7 @@ _CLIENT_ID = b"x-ms-client-request-id"
 _TRACE_ID = b"traceid"
 _SERVER_VERSION = b"x-ms-server-version"
 _ID_HEADERS = frozenset({_REQUEST_ID, _LEGACY_ID, _CLIENT_ID, _TRACE_ID})
+_SET_BY_SERVER = _ID_HEADERS | {_SERVER_VERSION}
 _LEGACY_WARNING = (
     "x-ms-request-id header has been deprecated and will be removed from future versions of the server. "
     "Please use x-ms-client-request-id."
@@ -46,12 +47,14 @@ class RequestIds(NamedTuple):
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
         headers = []
-        if self.request_id:
-            headers.append((_REQUEST_ID, self.request_id.encode("latin-1")))
+        request_id = self.request_id.encode("latin-1")
+        if request_id:
+            headers.append((_REQUEST_ID, request_id))
         if self.rejection is not None:
             return headers
         if self.legacy_id:
-            headers.append((_LEGACY_ID, self.legacy_id.encode("latin-1")))
+            legacy = request_id if self.legacy_id is self.request_id else self.legacy_id.encode("latin-1")
+            headers.append((_LEGACY_ID, legacy))
         if self.client_id:
             headers.append((_CLIENT_ID, self.client_id.encode("latin-1")))
         if self.trace_id is not None:
@@ -71,10 +74,17 @@ def new_request_id() -> str:
 
 
 def derive_ids(headers: list[tuple[bytes, bytes]]) -> RequestIds:
-    found: dict[bytes, str] = {}
+    found: dict[bytes, str] | None = None
     for name, value in headers:
-        if name in _ID_HEADERS and name not in found:
-            found[name] = value.decode("latin-1")
+        if name in _ID_HEADERS:
+            if found is None:
+                found = {}
+            if name not in found:
+                found[name] = value.decode("latin-1")
+    if found is None:
+        # Most requests carry no id: the new one answers as both ids.
+        request_id = new_request_id()
+        return RequestIds(request_id, request_id, "", None)
     request_id = found[_REQUEST_ID] if _REQUEST_ID in found else new_request_id()
     if len(request_id) > MAX_ID_LENGTH:
         return RequestIds("", "", "", None, "x-request-id must not exceed 100 characters")
@@ -129,20 +139,28 @@ class RequestContext:
         extra = ids.response_headers()
         if self.server_version is not None:
             extra.append((_SERVER_VERSION, self.server_version))
-        # Headers the server sets replace any the response already has, rather than being sent twice.
-        replaced = {name for name, _ in extra}
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, length
             if message["type"] == "http.response.start":
-                headers = [(name, value) for name, value in message.get("headers", ()) if name.lower() not in replaced]
-                headers.extend(extra)
-                message["headers"] = headers
+                # Headers the server sets replace any the response already has, rather than being sent twice. ASGI
+                # header names are lower case (Starlette's responses make them so), which the search relies on.
+                headers = message.get("headers", ())
+                clash = False
+                for name, value in headers:
+                    if name == b"content-length":
+                        length = value.decode()
+                    elif name in _SET_BY_SERVER:
+                        clash = True
+                if clash:
+                    replaced = {name for name, _ in extra}
+                    headers = [(name, value) for name, value in headers if name not in replaced]
+                message["headers"] = [*headers, *extra]
                 status = message["status"]
-                if logged:
-                    length = next((value.decode() for name, value in headers if name == b"content-length"), "N/A")
+                await send(message)
+                return
             await send(message)
-            if logged and message["type"] == "http.response.body" and not message.get("more_body", False):
+            if logged and not message.get("more_body", False) and message["type"] == "http.response.body":
                 log_access()
 
         def log_access(aborted: bool = False) -> None:

@@ -15,6 +15,7 @@ from scoring_runtime import payload
 from scoring_runtime.aml_request import AMLRequest, RequestHeaders
 from scoring_runtime.aml_response import AMLResponse
 from scoring_runtime.config import Settings
+from scoring_runtime.deadlines import Deadlines
 from scoring_runtime.errors import (
     ClientClosedRequest,
     HTTPError,
@@ -47,6 +48,7 @@ class Scorer:
         self._run_finished: Callable[[float], None] = metrics.run_finished if metrics is not None else _ignore
         self.timeout_ms = settings.scoring_timeout_ms
         self._timeout_s = self.timeout_ms / 1000.0 if self.timeout_ms else None
+        self._deadlines = Deadlines(self._timeout_s, self._expire) if self._timeout_s is not None else None
         self.max_request_bytes = settings.max_request_bytes
         self.max_concurrency = settings.max_concurrency
         # Admitted calls (running or waiting for a slot) beyond which a request is turned away with a 503.
@@ -125,15 +127,11 @@ class Scorer:
 
     async def _score_in_thread(self, script: UserScript, scope: Scope, body: bytes) -> Response:
         future = self.runner.submit(_score, script, scope, body, self._run_finished)
-        if self._timeout_s is None:
-            return await future
-        timer = asyncio.get_running_loop().call_later(self._timeout_s, self._expire, future)
-        try:
-            return await future
-        finally:
-            timer.cancel()
+        if self._deadlines is not None:
+            self._deadlines.watch(future)
+        return await future
 
-    def _expire(self, future: asyncio.Future[Response]) -> None:
+    def _expire(self, future: asyncio.Future[Any]) -> None:
         if not future.done():
             logger.error("Scoring timeout after %d ms", self.timeout_ms)
             future.set_exception(ScoringTimeout(self.timeout_ms))
