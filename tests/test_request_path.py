@@ -15,6 +15,7 @@ import pytest
 
 from scoring_runtime import access_log, log
 from scoring_runtime.access_log import AccessLog
+from scoring_runtime.http_protocol import _HeadWithBody
 from scoring_runtime.request_context import new_request_id
 from scoring_runtime.runner import RunThreads
 from tests.conftest import ServerFactory
@@ -141,3 +142,42 @@ def test_numpy_and_pandas_are_not_imported_for_a_plain_script() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split()[-2:] == ["False", "False"]
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[bytes, ...]]] = []
+
+    def write(self, data: bytes) -> None:
+        self.calls.append(("write", (data,)))
+
+    def writelines(self, lines: tuple[bytes, ...]) -> None:
+        self.calls.append(("writelines", tuple(lines)))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.calls.append(("close", ()))
+
+
+def test_a_response_head_leaves_with_its_body_in_one_write() -> None:
+    async def scenario() -> list[list[tuple[str, tuple[bytes, ...]]]]:
+        loop = asyncio.get_running_loop()
+        seen = []
+        for writes, close in ([b"head", b"body", b"more"], False), ([b"head"], False), ([b"head"], True):
+            transport = _Transport()
+            cycle_view = _HeadWithBody(transport, loop)  # type: ignore[arg-type]
+            for data in writes:
+                cycle_view.write(data)
+            if close:
+                cycle_view.close()
+            await asyncio.sleep(0)  # a head with nothing after it goes out at the end of the pass
+            seen.append(transport.calls)
+        return seen
+
+    assert asyncio.run(scenario()) == [
+        [("writelines", (b"head", b"body")), ("write", (b"more",))],
+        [("write", (b"head",))],
+        [("write", (b"head",)), ("close", ())],
+    ]

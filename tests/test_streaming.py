@@ -32,6 +32,18 @@ def test_sync_generator_streams_chunk_by_chunk(serve: ServerFactory, workers: in
     assert response.headers["x-ms-run-function-failed"] == "False" and "x-ms-run-fn-exec-ms" in response.headers
 
 
+def test_the_head_goes_out_before_a_slow_first_chunk(serve: ServerFactory, tmp_path: Path) -> None:
+    # The server holds a response head back to send it with the body's first piece, but not past the loop pass.
+    server = serve("raw_stream.py")
+    gate = tmp_path / "gate"
+    with httpx.stream(
+        "POST", server.url + "/score", params={"gate": str(gate), "fail": "late"}, timeout=10.0
+    ) as response:
+        assert response.status_code == 200 and not gate.exists()
+        gate.touch()
+        assert response.read() == b"first\ndata: 0\n\ndata: 1\n\ndata: 2\n\n"
+
+
 def test_async_generator_streams(serve: ServerFactory, workers: int, tmp_path: Path) -> None:
     server = serve("raw_stream.py", workers=workers)
     first, rest, _ = _first_chunk_then_rest(server.url + "/score", tmp_path / "gate", kind="async")

@@ -20,6 +20,8 @@ def _wait_for(gate):
 
 def chunks(gate, fail):
     try:
+        if fail == "late":  # the first chunk itself waits for the gate
+            _wait_for(gate)
         yield "first\n"
         _wait_for(gate)
         if fail == "raise":
