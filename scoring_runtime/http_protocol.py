@@ -5,7 +5,8 @@ the server would buffer all of it (a memory attack), or trickle a head one byte 
 (slowloris; uvicorn arms no timer before the first request of a connection). The subclass here keeps httptools,
 the fast parser, and adds SCORING_MAX_HEADER_BYTES (431) and SCORING_HEADER_TIMEOUT_S (408).
 
-The subclass also sends each response's head and the first piece of its body in one write (`_HeadWithBody`).
+The subclass also sends each response's head and the first piece of its body in one write (`_HeadWithBody`), and
+hands a body of declared length to the app whole, without uvicorn's copies (`on_body`).
 
 How the size is counted: a chunk read from the socket that leaves the head still incomplete is head, so those
 chunks are added up (all but the one the request began in) and the head is refused as soon as they pass the limit:
@@ -44,6 +45,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     max_head_bytes = 64 * 1024
     head_timeout_s = 60.0
+    max_body_bytes = 100 * 1024 * 1024
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -55,6 +57,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_since = 0.0
         self._lingering = False
+        self._body_chunks: list[bytes] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -102,6 +105,27 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.cycle is not None and self.cycle.scope is self.scope:
             self.cycle.transport = _HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
+            length = next((value for name, value in self.headers if name == b"content-length"), b"")
+            self._body_chunks = [] if length.isdigit() and 0 < int(length) <= self.max_body_bytes else None
+
+    def on_body(self, body: bytes) -> None:
+        """uvicorn copies each piece of a body into a bytearray, pauses reading past 64 KiB until the app takes it,
+        and copies it again into the message; the app then joins the messages: three copies of every byte. A body
+        whose declared length is within SCORING_MAX_REQUEST_BYTES is kept as the pieces read and given to the app as
+        one message when complete (no copy for a body read in one piece, one join otherwise). Its size is bounded by
+        that declaration, so memory is bounded as before; a chunked body keeps uvicorn's flow control."""
+        chunks = self._body_chunks
+        if chunks is None or self.cycle.response_complete:
+            super().on_body(body)
+            return
+        chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        chunks, self._body_chunks = self._body_chunks, None
+        if chunks and not self.cycle.response_complete:
+            # A bytes object, which uvicorn's `bytes(self.body)` hands on without copying.
+            self.cycle.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # type: ignore[assignment]
+        super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn calls this for any parser error, ours included: answer ours with its own status and message."""
@@ -218,5 +242,9 @@ def protocol_class(settings: Settings) -> type[asyncio.Protocol]:
     return type(
         "ScoringHttpProtocol",
         (BoundedHttpToolsProtocol,),
-        {"max_head_bytes": settings.max_header_bytes, "head_timeout_s": float(settings.header_timeout_s)},
+        {
+            "max_head_bytes": settings.max_header_bytes,
+            "head_timeout_s": float(settings.header_timeout_s),
+            "max_body_bytes": settings.max_request_bytes,
+        },
     )
