@@ -59,17 +59,23 @@ class Durations:
             taken, self.unsynced = self.unsynced or [], []
             return taken
 
-    def cumulative(self) -> list[tuple[str, float]]:
+    def snapshot(self) -> tuple[list[tuple[str, float]], float]:
+        """The cumulative buckets, by their `le` text, and the sum: one consistent reading."""
         from prometheus_client.utils import floatToGoString
 
+        if self._lock is None:
+            counts, total = list(self.counts), self.total
+        else:
+            with self._lock:
+                counts, total = list(self.counts), self.total
         # The `le` values exactly as prometheus-client's own Histogram writes them.
         bounds = [*(floatToGoString(bound) for bound in DURATION_BUCKETS), "+Inf"]  # type: ignore[no-untyped-call]
         running = 0
         buckets = []
-        for bound, count in zip(bounds, self.counts, strict=True):
+        for bound, count in zip(bounds, counts, strict=True):
             running += count
             buckets.append((bound, float(running)))
-        return buckets
+        return buckets, total
 
 
 class RouteRecorder:
@@ -132,13 +138,13 @@ class PlainSeries:
         for recorder in self.recorders:
             for status_class, count in recorder.class_counts(recorder.by_class):
                 requests.add_metric((recorder.label, status_class), count)
-            durations.add_metric((recorder.label,), recorder.durations.cumulative(), recorder.durations.total)
+            durations.add_metric((recorder.label,), *recorder.durations.snapshot())
             in_flight += recorder.in_flight
         yield requests
         yield durations
         yield GaugeMetricFamily("scoring_requests_in_flight", self.help["in_flight"], value=in_flight)
         run = HistogramMetricFamily("scoring_run_duration_seconds", self.help["run_seconds"])
-        run.add_metric((), self.run_durations.cumulative(), self.run_durations.total)
+        run.add_metric((), *self.run_durations.snapshot())
         yield run
 
 

@@ -143,18 +143,19 @@ class RequestContext:
         async def send_with_headers(message: Message) -> None:
             nonlocal status, length
             if message["type"] == "http.response.start":
-                # Headers the server sets replace any the response already has, rather than being sent twice. ASGI
-                # header names are lower case (Starlette's responses make them so), which the search relies on.
+                # Headers the server sets replace any the response already has, rather than being sent twice.
+                # Starlette's responses give lower-case names; any other name takes the slower, case-blind way.
                 headers = message.get("headers", ())
                 clash = False
                 for name, value in headers:
                     if name == b"content-length":
                         length = value.decode()
-                    elif name in _SET_BY_SERVER:
+                    elif name in _SET_BY_SERVER or not name.islower():
                         clash = True
                 if clash:
                     replaced = {name for name, _ in extra}
-                    headers = [(name, value) for name, value in headers if name not in replaced]
+                    headers = [(name, value) for name, value in headers if name.lower() not in replaced]
+                    length = next((v.decode() for n, v in headers if n.lower() == b"content-length"), "N/A")
                 message["headers"] = [*headers, *extra]
                 status = message["status"]
                 await send(message)

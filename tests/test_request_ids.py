@@ -1,8 +1,12 @@
 from __future__ import annotations
 
-import pytest
+import asyncio
+from collections.abc import Callable
 
-from scoring_runtime.request_context import derive_ids
+import pytest
+from starlette.types import Message, Receive, Scope, Send
+
+from scoring_runtime.request_context import RequestContext, derive_ids
 
 GEN = "<generated>"
 
@@ -55,3 +59,40 @@ def test_too_long_ids() -> None:
 def test_trace_id_is_echoed() -> None:
     ids = derive_ids([(b"traceid", b"t-1")])
     assert (b"traceid", b"t-1") in ids.response_headers()
+
+
+@pytest.mark.parametrize("case", [str.lower, str.title], ids=["lower", "mixed-case"])
+def test_headers_the_server_sets_replace_the_responses_own(case: Callable[[str], str]) -> None:
+    sent: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(case(name).encode(), value) for name, value in RESPONSE_HEADERS]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    scope = {"type": "http", "method": "GET", "path": "/x", "query_string": b"", "headers": [(b"x-request-id", b"r-1")]}
+    asyncio.run(RequestContext(app, "ours/1")(scope, receive, send))
+    names = [name.lower() for name, _ in sent[0]["headers"]]
+    assert sorted(names) == sorted(
+        {b"content-length", b"x-other", b"x-request-id", b"x-ms-request-id", b"x-ms-server-version"}
+    )
+    headers = {name.lower(): value for name, value in sent[0]["headers"]}
+    assert (headers[b"x-request-id"], headers[b"x-ms-server-version"], headers[b"x-other"]) == (
+        b"r-1",
+        b"ours/1",
+        b"kept",
+    )
+
+
+RESPONSE_HEADERS = [
+    ("content-length", b"2"),
+    ("x-request-id", b"from-the-script"),
+    ("x-ms-server-version", b"theirs"),
+    ("x-other", b"kept"),
+]
