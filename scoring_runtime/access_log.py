@@ -19,6 +19,16 @@ from typing import Any
 from scoring_runtime.log import access_logger, line_handler
 
 _INFO = logging.INFO
+# getpid() is a system call each time (glibc no longer caches it): read once, and again in a forked child.
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 class AccessLog:
@@ -45,7 +55,7 @@ class AccessLog:
         handler, self._handler = self._handler, None
         if handler is None or not pending:
             return
-        prefix = f" I [{os.getpid()}] scoring_runtime.access - "
+        prefix = f" I [{_pid}] scoring_runtime.access - "
         lines = []
         for now, method, target, status, elapsed_ms, size, aborted in pending:
             second = int(now)

@@ -28,15 +28,18 @@ STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 class Durations:
     """A histogram as bucket counts and a sum; `observe` may be called from several threads when `locked`."""
 
-    __slots__ = ("_lock", "counts", "total", "unsynced")
+    __slots__ = ("_lock", "counts", "samples", "synced_counts", "synced_total", "total")
 
-    def __init__(self, locked: bool = False, keep_unsynced: bool = False) -> None:
+    def __init__(self, locked: bool = False, keep_samples: bool = False) -> None:
         # One slot per bucket and a last one for +Inf, not cumulative.
         self.counts = [0] * (len(DURATION_BUCKETS) + 1)
         self.total = 0.0
         self._lock = threading.Lock() if locked else None
-        # Observations not yet in the multiprocess files (gunicorn only).
-        self.unsynced: list[float] | None = [] if keep_unsynced else None
+        # What FileSync has written to the multiprocess files so far (gunicorn only).
+        self.synced_counts = list(self.counts)
+        self.synced_total = 0.0
+        # The observations themselves, when FileSync can only replay them one by one (see FileSync).
+        self.samples: list[float] | None = [] if keep_samples else None
 
     def observe(self, seconds: float) -> None:
         if self._lock is None:
@@ -48,16 +51,25 @@ class Durations:
     def _add(self, seconds: float) -> None:
         self.counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
         self.total += seconds
-        if self.unsynced is not None:
-            self.unsynced.append(seconds)
+        if self.samples is not None:
+            self.samples.append(seconds)
 
-    def take_unsynced(self) -> list[float]:
+    def take_unsynced(self) -> tuple[list[int], float, list[float]]:
+        """Bucket counts and sum added since the last call, and the samples behind them if they are kept."""
         if self._lock is None:
-            taken, self.unsynced = self.unsynced or [], []
-            return taken
+            return self._take()
         with self._lock:
-            taken, self.unsynced = self.unsynced or [], []
-            return taken
+            return self._take()
+
+    def _take(self) -> tuple[list[int], float, list[float]]:
+        counts = list(self.counts)
+        deltas = [new - old for new, old in zip(counts, self.synced_counts, strict=True)]
+        total = self.total - self.synced_total
+        self.synced_counts, self.synced_total = counts, self.total
+        samples = self.samples or []
+        if self.samples is not None:
+            self.samples = []
+        return deltas, total, samples
 
     def snapshot(self) -> tuple[list[tuple[str, float]], float]:
         """The cumulative buckets, by their `le` text, and the sum: one consistent reading."""
@@ -89,7 +101,7 @@ class RouteRecorder:
         # Indexed by status // 100; status 0 means no response was started, which the server answers with a 500.
         self.by_class = [0] * 6
         self.synced_by_class = [0] * 6
-        self.durations = Durations(keep_unsynced=sync is not None)
+        self.durations = Durations(keep_samples=sync is not None and sync.replays)
         self.in_flight = 0
         self._sync = sync
 
@@ -150,8 +162,15 @@ class PlainSeries:
 
 class FileSync:
     """Under gunicorn: writes what the recorders counted to prometheus-client's multiprocess values, once per event
-    loop pass in which something was recorded, and before a page is made. A worker that crashes loses at most the
-    counts of its last pass."""
+    loop pass in which something was recorded, once a second, and before a page is made. A worker that crashes loses
+    at most the counts of its last pass.
+
+    Each write to those values takes a lock, a getpid() system call and a write to a memory-mapped file, so the
+    counts of a pass are added at once: a counter by its delta, a histogram by the delta of each bucket and of its
+    sum. prometheus-client has no public call for the histogram's part (`observe` takes one value), so its bucket
+    and sum values are used directly when they are there (checked here, and by the test suite through the page);
+    with a prometheus-client that no longer has them, the observations are kept and replayed one by one.
+    """
 
     def __init__(
         self,
@@ -170,7 +189,8 @@ class FileSync:
         self._request_seconds = request_seconds
         self._in_flight = in_flight
         self._run_seconds = run_seconds
-        self.run_durations = Durations(locked=True, keep_unsynced=True)
+        self.replays = not _has_bucket_values(run_seconds)
+        self.run_durations = Durations(locked=True, keep_samples=self.replays)
         self._marked: set[RouteRecorder] = set()
         self._scheduled = False
 
@@ -190,10 +210,25 @@ class FileSync:
             for status_class, delta in recorder.class_counts(deltas):
                 if delta:
                     self._requests.labels(recorder.label, status_class).inc(delta)
-            histogram = self._request_seconds.labels(recorder.label)
-            for seconds in recorder.durations.take_unsynced():
-                histogram.observe(seconds)
+            _add(self._request_seconds.labels(recorder.label), *recorder.durations.take_unsynced())
             if recorder.tracks_in_flight:
                 self._in_flight.set(recorder.in_flight)
-        for seconds in self.run_durations.take_unsynced():
-            self._run_seconds.observe(seconds)
+        _add(self._run_seconds, *self.run_durations.take_unsynced())
+
+
+def _has_bucket_values(histogram: Histogram) -> bool:
+    buckets = getattr(histogram, "_buckets", None)
+    return isinstance(buckets, list) and len(buckets) == len(DURATION_BUCKETS) + 1 and hasattr(histogram, "_sum")
+
+
+def _add(histogram: Histogram, counts: list[int], total: float, samples: list[float]) -> None:
+    if samples:
+        for seconds in samples:
+            histogram.observe(seconds)
+        return
+    if not any(counts):
+        return
+    for value, count in zip(histogram._buckets, counts, strict=True):
+        if count:
+            value.inc(count)
+    histogram._sum.inc(total)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from scoring_runtime.metric_values import DURATION_BUCKETS, STATUS_CLASSES
 from scoring_runtime.metrics import _HELP, Metrics
 
+ROOT = Path(__file__).resolve().parent.parent
 ROUTES = {"/score": "/score", "/": "/", "/models/m/score": "/score"}
 # Status 0 (no response started) is answered 500 by the server; 431 is counted without entering the app.
 REQUESTS = [
@@ -62,8 +69,7 @@ def native_page() -> str:
     return generate_latest(registry).decode()
 
 
-def test_the_page_matches_prometheus_clients_own_metrics() -> None:
-    metrics = Metrics(ROUTES)
+def record(metrics: Metrics) -> None:
     for path, status, elapsed in REQUESTS:
         recorder = metrics.route(path)
         if status == 431:
@@ -74,8 +80,52 @@ def test_the_page_matches_prometheus_clients_own_metrics() -> None:
     metrics.route("/score").enter()  # still running when the page is made
     for elapsed_ms in RUNS_MS:
         metrics.run_finished(elapsed_ms)
+
+
+def test_the_page_matches_prometheus_clients_own_metrics() -> None:
+    metrics = Metrics(ROUTES)
+    record(metrics)
     names = {"scoring_requests", "scoring_request_duration_seconds", "scoring_requests_in_flight"}
     names.add("scoring_run_duration_seconds")
     ours = families(metrics.page().decode(), names)
     assert set(ours) == names
     assert ours == families(native_page(), names)
+
+
+MULTIPROCESS_PROGRAM = """
+import asyncio, sys
+from scoring_runtime import metric_values
+from scoring_runtime.metrics import Metrics
+from tests.test_metric_values import RUNS_MS, record
+
+if sys.argv[1] == "replay":
+    metric_values._has_bucket_values = lambda histogram: False
+
+async def main():
+    metrics = Metrics(ROUTES)
+    record(metrics)
+    await asyncio.sleep(0)  # the end of the loop pass writes what it counted
+    sys.stdout.write(metrics.page().decode())
+
+from tests.test_metric_values import ROUTES
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("how", ["bucket-values", "replay"])
+def test_the_multiprocess_files_get_the_same_counts(how: str, tmp_path: Path) -> None:
+    # Under gunicorn the counts of a loop pass are added to prometheus-client's files at once (or replayed).
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", MULTIPROCESS_PROGRAM, how], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    names = {"scoring_requests", "scoring_request_duration_seconds", "scoring_run_duration_seconds"}
+    ours = families(done.stdout, names)
+    native = families(native_page(), names)
+    # The files keep floats: compare sums to the last bit they can hold.
+    assert ours.keys() == native.keys() == names
+    for name in names:
+        ours_samples = [(n, labels, round(value, 9)) for n, labels, value in ours[name][2]]
+        native_samples = [(n, labels, round(value, 9)) for n, labels, value in native[name][2]]
+        assert ours_samples == native_samples, name
