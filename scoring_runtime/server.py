@@ -160,8 +160,8 @@ def _serve_gunicorn(settings: Settings, auth: Authenticator) -> int:
         # gunicorn 27 would otherwise share one control socket in $HOME between every instance on the machine.
         "control_socket_disable": True,
     }
-    if settings.metrics:
-        options["child_exit"] = "scoring_runtime.gunicorn_worker.child_exit"
+    options["pre_fork"] = "scoring_runtime.gunicorn_worker.pre_fork"
+    options["child_exit"] = "scoring_runtime.gunicorn_worker.child_exit"
 
     class Application(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

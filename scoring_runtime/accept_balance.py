@@ -1,0 +1,140 @@
+"""Keep-alive connections spread evenly over gunicorn's workers.
+
+Every worker listens on the one socket the master opened, and the kernel wakes them all when a connection comes;
+uvloop then accepts every pending connection at once in whichever worker runs first. A burst of new connections (a
+client's connection pool, a load balancer after a deploy) lands unevenly, 51 to 13 on two workers in our
+measurements, and keep-alive keeps it so: one worker's clients wait four times as long as the other's, and their p99
+is what a user sees. Here a worker accepts one connection at a time, and only while it holds no more connections than
+the least loaded other live worker; the counts live in memory the master maps before forking the workers. A
+connection every other worker leaves waiting (one that is stopped, or stuck holding the GIL) is taken after
+ACCEPT_WAIT_S all the same, so a stuck worker never stops the rest from accepting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mmap
+import socket
+from collections.abc import Callable, Sized
+
+logger = logging.getLogger("scoring_runtime")
+
+# Live workers at once, replacements being started included; beyond that a worker accepts without balancing.
+SLOTS = 256
+FREE = -1
+# A worker that is not accepting (still starting, or draining): the others do not wait for it.
+CLOSED = 1 << 62
+# How long a worker leaves a connection to a less loaded worker before taking it itself.
+ACCEPT_WAIT_S = 0.05
+# How soon a worker that left a connection to others looks at the socket again.
+RECHECK_S = 0.002
+
+
+class Shares:
+    """The connection count of every live worker (FREE for an unused slot), in memory shared across forks."""
+
+    def __init__(self) -> None:
+        self._memory = mmap.mmap(-1, SLOTS * 8)  # anonymous and MAP_SHARED: the forked workers see one copy
+        self.counts = memoryview(self._memory).cast("q")
+        for slot in range(SLOTS):
+            self.counts[slot] = FREE
+
+    def claim(self) -> int | None:
+        """In the master, before forking a worker: a free slot for it, or None if there is none."""
+        for slot in range(SLOTS):
+            if self.counts[slot] == FREE:
+                self.counts[slot] = CLOSED  # until its acceptor starts, after init()
+                return slot
+        return None
+
+    def release(self, slot: int | None) -> None:
+        """In the master, once the worker has exited."""
+        if slot is not None:
+            self.counts[slot] = FREE
+
+    def least_other(self, slot: int) -> int | None:
+        counts = [count for index, count in enumerate(self.counts) if index != slot and FREE != count != CLOSED]
+        return min(counts) if counts else None
+
+
+class BalancedAcceptor:
+    """Accepts from one listening socket into `factory`'s protocols; uvicorn's shutdown calls `close`."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        factory: Callable[[], asyncio.Protocol],
+        connections: Sized,
+        shares: Shares,
+        slot: int | None,
+    ) -> None:
+        self._sock = sock
+        self._factory = factory
+        self._connections = connections
+        self._shares = shares
+        self._slot = slot
+        self._loop = asyncio.get_running_loop()
+        self._waiting_since: float | None = None
+        self._closed = False
+        self._starting: set[asyncio.Task[object]] = set()
+        sock.setblocking(False)
+        self.publish()
+        self._loop.add_reader(sock.fileno(), self._readable)
+
+    def publish(self) -> None:
+        """Make this worker's count current for the others (connections also close between accepts)."""
+        if self._slot is not None and not self._closed:
+            self._shares.counts[self._slot] = len(self._connections)
+
+    def _readable(self) -> None:
+        mine = len(self._connections) + len(self._starting)
+        if self._slot is not None:
+            self._shares.counts[self._slot] = mine
+            least = self._shares.least_other(self._slot)
+            if least is not None and mine > least:
+                now = self._loop.time()
+                if self._waiting_since is None:
+                    self._waiting_since = now
+                if now - self._waiting_since < ACCEPT_WAIT_S:
+                    self._look_again_later()
+                    return
+        self._waiting_since = None
+        try:
+            conn, _ = self._sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return  # another worker took it
+        except OSError as exc:
+            # Out of file descriptors, say: the connection stays queued; try again shortly rather than spin.
+            logger.warning("Could not accept a connection: %s", exc)
+            self._look_again_later()
+            return
+        conn.setblocking(False)
+        if self._slot is not None:
+            self._shares.counts[self._slot] = mine + 1
+        task = self._loop.create_task(self._loop.connect_accepted_socket(self._factory, conn))
+        self._starting.add(task)
+        task.add_done_callback(self._started)
+
+    def _started(self, task: asyncio.Task[object]) -> None:
+        self._starting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("Could not start serving a connection: %s", task.exception())
+
+    def _look_again_later(self) -> None:
+        self._loop.remove_reader(self._sock.fileno())
+        self._loop.call_later(RECHECK_S, self._resume)
+
+    def _resume(self) -> None:
+        if not self._closed:
+            self._loop.add_reader(self._sock.fileno(), self._readable)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._loop.remove_reader(self._sock.fileno())
+            if self._slot is not None:
+                self._shares.counts[self._slot] = CLOSED
+
+    async def wait_closed(self) -> None:
+        pass
