@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import mmap
+import select
 import socket
 from collections.abc import Callable, Sized
 
@@ -126,8 +127,12 @@ class BalancedAcceptor:
         self._loop.call_later(RECHECK_S, self._resume)
 
     def _resume(self) -> None:
-        if not self._closed:
-            self._loop.add_reader(self._sock.fileno(), self._readable)
+        if self._closed:
+            return
+        if not select.select([self._sock], [], [], 0)[0]:
+            # Another worker took what was waiting: a later connection starts a wait of its own.
+            self._waiting_since = None
+        self._loop.add_reader(self._sock.fileno(), self._readable)
 
     def close(self) -> None:
         if not self._closed:

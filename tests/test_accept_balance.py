@@ -39,14 +39,16 @@ def test_connections_are_balanced_and_a_stopped_worker_is_not_waited_for(serve: 
     stopped = None
     try:
         owners = Counter()
-        for _ in range(4):
+        for _ in range(8):
             connections.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
             owners[ask(connections[-1])] += 1
-        # Each new connection goes to a worker holding no more than the other: two each, however the race falls.
-        assert sorted(owners.values()) == [2, 2]
+            # Longer than a worker leaves a connection to the other: a wait that ended must not count for the next.
+            time.sleep(ACCEPT_WAIT_S * 2)
+        # Each new connection goes to a worker holding no more than the other: four each, however the races fall.
+        assert sorted(owners.values()) == [4, 4]
         stopped, running = list(owners)
         os.kill(stopped, signal.SIGSTOP)
-        # Level with the stopped worker, the running one takes the next connection at once...
+        # Level with the stopped worker (four each), the running one takes the next connection at once...
         connections.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
         assert ask(connections[-1]) == running
         # ...but holding more, it first leaves the one after to the stopped worker, and takes it after the wait.
