@@ -98,14 +98,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._awaiting_head = False
         size = len(self.parser.get_method()) + len(self.url) + _REQUEST_LINE_EXTRA + _HEAD_END
-        size += sum(len(name) + len(value) + _HEADER_LINE_EXTRA for name, value in self.headers)
+        length = b""
+        for name, value in self.headers:  # one pass: the head's size, and the body's declared length
+            size += len(name) + len(value) + _HEADER_LINE_EXTRA
+            if name == b"content-length":
+                length = value
         if size > self.max_head_bytes:
             self._refusal = self._refuse_head_size()
             raise _HeadTooLarge()
         super().on_headers_complete()
         if self.cycle is not None and self.cycle.scope is self.scope:
             self.cycle.transport = _HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
-            length = next((value for name, value in self.headers if name == b"content-length"), b"")
             self._body_chunks = [] if length.isdigit() and 0 < int(length) <= self.max_body_bytes else None
 
     def on_body(self, body: bytes) -> None:

@@ -26,15 +26,18 @@ STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 
 
 class Durations:
-    """A histogram as bucket counts and a sum; `observe` may be called from several threads when `locked`."""
+    """A histogram as bucket counts and a sum; `observe` may be called from any thread.
+
+    Always locked: an uncontended lock costs about 50 ns, and one code path is simpler than a locked and a bare one.
+    """
 
     __slots__ = ("_lock", "counts", "samples", "synced_counts", "synced_total", "total")
 
-    def __init__(self, locked: bool = False, keep_samples: bool = False) -> None:
+    def __init__(self, keep_samples: bool = False) -> None:
         # One slot per bucket and a last one for +Inf, not cumulative.
         self.counts = [0] * (len(DURATION_BUCKETS) + 1)
         self.total = 0.0
-        self._lock = threading.Lock() if locked else None
+        self._lock = threading.Lock()
         # What FileSync has written to the multiprocess files so far (gunicorn only).
         self.synced_counts = list(self.counts)
         self.synced_total = 0.0
@@ -42,44 +45,30 @@ class Durations:
         self.samples: list[float] | None = [] if keep_samples else None
 
     def observe(self, seconds: float) -> None:
-        if self._lock is None:
-            self._add(seconds)
-        else:
-            with self._lock:
-                self._add(seconds)
-
-    def _add(self, seconds: float) -> None:
-        self.counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
-        self.total += seconds
-        if self.samples is not None:
-            self.samples.append(seconds)
+        with self._lock:
+            self.counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
+            self.total += seconds
+            if self.samples is not None:
+                self.samples.append(seconds)
 
     def take_unsynced(self) -> tuple[list[int], float, list[float]]:
         """Bucket counts and sum added since the last call, and the samples behind them if they are kept."""
-        if self._lock is None:
-            return self._take()
         with self._lock:
-            return self._take()
-
-    def _take(self) -> tuple[list[int], float, list[float]]:
-        counts = list(self.counts)
-        deltas = [new - old for new, old in zip(counts, self.synced_counts, strict=True)]
-        total = self.total - self.synced_total
-        self.synced_counts, self.synced_total = counts, self.total
-        samples = self.samples or []
-        if self.samples is not None:
-            self.samples = []
-        return deltas, total, samples
+            counts = list(self.counts)
+            deltas = [new - old for new, old in zip(counts, self.synced_counts, strict=True)]
+            total = self.total - self.synced_total
+            self.synced_counts, self.synced_total = counts, self.total
+            samples = self.samples or []
+            if self.samples is not None:
+                self.samples = []
+            return deltas, total, samples
 
     def snapshot(self) -> tuple[list[tuple[str, float]], float]:
         """The cumulative buckets, by their `le` text, and the sum: one consistent reading."""
         from prometheus_client.utils import floatToGoString
 
-        if self._lock is None:
+        with self._lock:
             counts, total = list(self.counts), self.total
-        else:
-            with self._lock:
-                counts, total = list(self.counts), self.total
         # The `le` values exactly as prometheus-client's own Histogram writes them.
         bounds = [*(floatToGoString(bound) for bound in DURATION_BUCKETS), "+Inf"]  # type: ignore[no-untyped-call]
         running = 0
@@ -190,7 +179,7 @@ class FileSync:
         self._in_flight = in_flight
         self._run_seconds = run_seconds
         self.replays = not _has_bucket_values(run_seconds)
-        self.run_durations = Durations(locked=True, keep_samples=self.replays)
+        self.run_durations = Durations(keep_samples=self.replays)
         self._marked: set[RouteRecorder] = set()
         self._scheduled = False
 

@@ -88,7 +88,7 @@ class Metrics:
             )
             self._run_durations = self._sync.run_durations
         else:
-            self._run_durations = Durations(locked=True)
+            self._run_durations = Durations()
         recorders = {label: RouteRecorder(label, label == SCORE_ROUTE, self._sync) for label in labels}
         self._routes = {path: recorders[label] for path, label in routes.items()}
         self._other = recorders[OTHER_ROUTE]
