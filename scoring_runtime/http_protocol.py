@@ -6,7 +6,8 @@ the server would buffer all of it (a memory attack), or trickle a head one byte 
 the fast parser, and adds SCORING_MAX_HEADER_BYTES (431) and SCORING_HEADER_TIMEOUT_S (408).
 
 The subclass also sends each response's head and the first piece of its body in one write (`_HeadWithBody`), and
-hands a body of declared length to the app whole, without uvicorn's copies (`on_body`).
+hands a body of declared length to the app whole, without uvicorn's copies (`on_body`); the rest of a big one is read
+past the parser, straight into its buffer (`body_receiver.py`).
 
 How the size is counted: a chunk read from the socket that leaves the head still incomplete is head, so those
 chunks are added up (all but the one the request began in) and the head is refused as soon as they pass the limit:
@@ -21,8 +22,10 @@ import json
 import logging
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from scoring_runtime.body_receiver import MIN_DIRECT_BYTES, BodyReceiver
 from scoring_runtime.config import Settings
 
 logger = logging.getLogger("scoring_runtime")
@@ -58,6 +61,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_since = 0.0
         self._lingering = False
         self._body_chunks: list[bytes] | None = None
+        self._body_left = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -74,7 +78,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._message_began_in_chunk = False
         super().data_received(data)
-        if self._lingering or not self._awaiting_head or self.transport.is_closing():
+        if self._lingering or self.transport.is_closing():
+            return
+        if not self._awaiting_head:
+            if self._body_chunks is not None and self._body_left >= MIN_DIRECT_BYTES:
+                # The rest of a big body goes straight from the socket to its buffer (see body_receiver.py).
+                self.transport.set_protocol(BodyReceiver(self, self._body_chunks, self._body_left))
+                self._body_chunks = None
             return
         # The head is still incomplete, so this chunk was all head; unless the message began in it, when part of it
         # may be the end of the previous (pipelined) request: such a chunk is not counted.
@@ -109,7 +119,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.cycle is not None and self.cycle.scope is self.scope:
             self.cycle.transport = _HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
-            self._body_chunks = [] if length.isdigit() and 0 < int(length) <= self.max_body_bytes else None
+            declared = int(length) if length.isdigit() else 0
+            self._body_chunks = [] if 0 < declared <= self.max_body_bytes else None
+            self._body_left = declared
 
     def on_body(self, body: bytes) -> None:
         """uvicorn copies each piece of a body into a bytearray, pauses reading past 64 KiB until the app takes it,
@@ -122,6 +134,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             super().on_body(body)
             return
         chunks.append(body)
+        self._body_left -= len(body)
 
     def on_message_complete(self) -> None:
         chunks, self._body_chunks = self._body_chunks, None
@@ -129,6 +142,29 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             # A bytes object, which uvicorn's `bytes(self.body)` hands on without copying.
             self.cycle.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # type: ignore[assignment]
         super().on_message_complete()
+
+    def body_wanted(self) -> bool:
+        if self.cycle.response_complete:
+            # The answer left before the body ended and armed the keep-alive timer: a body still arriving keeps the
+            # connection, as any bytes read through data_received do.
+            self._unset_keepalive_if_required()
+            return False
+        return True
+
+    def body_received(self, body: bytes) -> None:
+        """The end of a body read by a BodyReceiver: this protocol reads the connection again, with a new parser, as
+        the old one still expects the body's bytes; the message is then complete as if the parser had said so."""
+        self.transport.set_protocol(self)
+        self.parser = _new_parser(self)
+        self._body_chunks = [body]
+        self.on_message_complete()
+        if self.cycle.response_complete and not self.pipeline and not self.transport.is_closing():
+            # The body of an answered request: from its end, the connection idles under the keep-alive timeout as
+            # after any answer (uvicorn leaves such a connection open for good).
+            self._unset_keepalive_if_required()
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn calls this for any parser error, ours included: answer ours with its own status and message."""
@@ -235,6 +271,13 @@ class _HeadWithBody:
     def close(self) -> None:
         self._release()
         self._transport.close()
+
+
+def _new_parser(protocol: HttpToolsProtocol) -> httptools.HttpRequestParser:
+    """A parser set up as uvicorn sets up a connection's first one."""
+    parser = httptools.HttpRequestParser(protocol)
+    parser.set_dangerous_leniencies(lenient_data_after_close=True)
+    return parser
 
 
 _REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large"}

@@ -1,0 +1,220 @@
+"""Big request bodies read straight into their buffer (body_receiver.py), on both event loops the server runs on."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvloop
+from uvicorn import Config
+from uvicorn.server import ServerState
+
+from scoring_runtime.body_receiver import MIN_DIRECT_BYTES, SEGMENT_BYTES, BodyReceiver
+from scoring_runtime.config import load_settings
+from scoring_runtime.http_protocol import protocol_class
+
+BODY = random.Random(5).randbytes(1024 * 1024 + 3)
+LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+async def _echo(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """Echoes the body, with how many messages it came in; /ignore answers without reading it."""
+    body, messages, more = b"", 0, scope["path"] != "/ignore"
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        body, messages, more = body + message["body"], messages + 1, message["more_body"]
+    headers = [(b"content-length", str(len(body)).encode()), (b"x-messages", str(messages).encode())]
+    await send(
+        {"type": "http.response.start", "status": 404 if scope["path"] == "/ignore" else 200, "headers": headers}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _request(path: str, body: bytes) -> bytes:
+    return b"POST %s HTTP/1.1\r\nhost: t\r\ncontent-length: %d\r\n\r\n%s" % (path.encode(), len(body), body)
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[int, int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split()[1])
+    length = int(re.search(rb"content-length: (\d+)", head).group(1))  # type: ignore[union-attr]
+    messages = int(re.search(rb"x-messages: (\d+)", head).group(1))  # type: ignore[union-attr]
+    return status, messages, await reader.readexactly(length)
+
+
+def _serve_and_talk(
+    loop_name: str, tmp_path: Path, talk: Callable[[int], Awaitable[Any]], keep_alive_s: int = 5
+) -> Any:
+    settings = load_settings({"entry_script": str(tmp_path / "score.py")}, environ={})[0]
+    http = protocol_class(settings)
+    config = Config(_echo, http=http, lifespan="off", access_log=False, timeout_keep_alive=keep_alive_s)
+    state = ServerState()
+
+    async def main() -> Any:
+        def connection() -> asyncio.Protocol:
+            return http(config=config, server_state=state, app_state={})  # type: ignore[call-arg]
+
+        server = await asyncio.get_running_loop().create_server(connection, "127.0.0.1", 0)
+        try:
+            return await asyncio.wait_for(talk(server.sockets[0].getsockname()[1]), 30)
+        finally:
+            server.close()
+            for connection in list(state.connections):
+                connection.transport.close()  # type: ignore[attr-defined]
+            await server.wait_closed()
+            for _ in range(5):  # the transports' own closing callbacks
+                await asyncio.sleep(0)
+
+    loop = LOOPS[loop_name]()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_a_big_body_ends_exactly_where_the_next_request_begins(loop_name: str, tmp_path: Path) -> None:
+    # Three pipelined requests in one write: the big bodies are read past the parser, the small one through it.
+    async def talk(port: int) -> list[tuple[int, int, bytes]]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        small, medium = b"x" * 100, BODY[: 3 * MIN_DIRECT_BYTES]
+        writer.write(_request("/a", BODY) + _request("/b", small) + _request("/c", medium))
+        answers = [await _response(reader) for _ in range(3)]
+        writer.close()
+        await writer.wait_closed()
+        return answers
+
+    answers = _serve_and_talk(loop_name, tmp_path, talk)
+    assert answers == [(200, 1, BODY), (200, 1, b"x" * 100), (200, 1, BODY[: 3 * MIN_DIRECT_BYTES])]
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_a_big_body_trickling_in_arrives_whole(loop_name: str, tmp_path: Path) -> None:
+    async def talk(port: int) -> tuple[int, int, bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = _request("/a", BODY)
+        for start in range(0, len(request), 150_001):
+            writer.write(request[start : start + 150_001])
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        answer = await _response(reader)
+        writer.close()
+        await writer.wait_closed()
+        return answer
+
+    assert _serve_and_talk(loop_name, tmp_path, talk) == (200, 1, BODY)
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_a_body_the_app_did_not_read_is_dropped_and_the_connection_goes_on(loop_name: str, tmp_path: Path) -> None:
+    # The answer leaves before the body arrives. The body, trickling in for longer than the keep-alive timeout
+    # (1 s), is read and dropped without the connection being cut; the next request on it is answered. After a
+    # dropped body that nothing follows, the connection is closed once it has idled for that timeout.
+    head = _request("/ignore", BODY)[: -len(BODY)]
+
+    async def talk(port: int) -> list[object]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(_request("/ignore", b"") + head)
+        answers: list[object] = [await _response(reader), await _response(reader)]
+        for start in range(0, len(BODY), len(BODY) // 6 + 1):
+            writer.write(BODY[start : start + len(BODY) // 6 + 1])
+            await asyncio.sleep(0.3)
+        writer.write(_request("/a", b"after") + head)
+        answers += [await _response(reader), await _response(reader)]
+        writer.write(BODY)
+        answers.append(await reader.read())  # the end of the stream: closed by the server
+        writer.close()
+        await writer.wait_closed()
+        return answers
+
+    assert _serve_and_talk(loop_name, tmp_path, talk, keep_alive_s=1) == [
+        (404, 0, b""),
+        (404, 0, b""),
+        (200, 1, b"after"),
+        (404, 0, b""),
+        b"",
+    ]
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_a_client_leaving_halfway_through_a_big_body_leaves_the_server_serving(loop_name: str, tmp_path: Path) -> None:
+    async def talk(port: int) -> tuple[int, int, bytes]:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(_request("/a", BODY)[: len(BODY) // 2])
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()
+        await writer.wait_closed()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(_request("/a", BODY))
+        answer = await _response(reader)
+        writer.close()
+        await writer.wait_closed()
+        return answer
+
+    assert _serve_and_talk(loop_name, tmp_path, talk) == (200, 1, BODY)
+
+
+class _Owner:
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.wanted = True
+
+    def body_wanted(self) -> bool:
+        return self.wanted
+
+    def body_received(self, body: bytes) -> None:
+        self.bodies.append(body)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        pass
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def pause_writing(self) -> None:
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+
+def _feed(receiver: BodyReceiver, data: bytes) -> None:
+    while data:
+        buffer = receiver.get_buffer(-1)
+        n = min(len(buffer), len(data), 100_000)
+        buffer[:n] = data[:n]
+        receiver.buffer_updated(n)
+        data = data[n:]
+
+
+def test_memory_follows_the_bytes_received_not_the_length_declared() -> None:
+    owner = _Owner()
+    declared = 50 * 1024 * 1024
+    receiver = BodyReceiver(owner, [b"abc"], declared - 3)
+    assert len(receiver.get_buffer(-1)) <= SEGMENT_BYTES
+    sent = random.Random(1).randbytes(5 * 1024 * 1024)
+    _feed(receiver, sent)
+    held = sum(len(part) for part in receiver._parts)
+    assert len(sent) < held <= 2 * (len(sent) + 3) + SEGMENT_BYTES
+    _feed(receiver, bytes(declared - 3 - len(sent)))
+    assert owner.bodies == [b"abc" + sent + bytes(declared - 3 - len(sent))]
+
+
+def test_an_unwanted_body_is_read_over_one_buffer_and_dropped() -> None:
+    owner = _Owner()
+    receiver = BodyReceiver(owner, [], 4 * 1024 * 1024)
+    _feed(receiver, bytes(300_000))
+    owner.wanted = False
+    _feed(receiver, bytes(4 * 1024 * 1024 - 300_000))
+    assert owner.bodies == [b""]
+    assert receiver._parts == []
