@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +11,9 @@ import socket
 import time
 from collections import Counter
 
+import pytest
+
+from scoring_runtime import accept_balance
 from scoring_runtime.accept_balance import ACCEPT_WAIT_S
 from tests.conftest import ServerFactory
 
@@ -61,3 +66,43 @@ def test_connections_are_balanced_and_a_stopped_worker_is_not_waited_for(serve: 
             os.kill(stopped, signal.SIGCONT)
         for sock in connections:
             sock.close()
+
+
+def test_a_wait_that_another_worker_ended_does_not_shorten_the_next_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # In one process: an acceptor holding more connections than the other (simulated) worker leaves a connection to
+    # it; the other takes it. A connection arriving once ACCEPT_WAIT_S has passed since then must be left to the
+    # other worker too, for a whole wait of its own, not taken at once because of the old wait.
+    monkeypatch.setattr(accept_balance, "ACCEPT_WAIT_S", 0.5)
+
+    async def scenario() -> tuple[int, int]:
+        listener = socket.create_server(("127.0.0.1", 0))
+        shares = accept_balance.Shares()
+        mine, other = shares.claim(), shares.claim()
+        assert mine is not None and other is not None
+        shares.counts[other] = 0
+        accepted: list[asyncio.Protocol] = []
+
+        def protocol() -> asyncio.Protocol:
+            accepted.append(asyncio.Protocol())
+            return accepted[-1]
+
+        held = [object(), object()]  # this worker's connections: more than the other's
+        acceptor = accept_balance.BalancedAcceptor(listener, protocol, held, shares, mine)
+        clients = []
+        try:
+            for _ in range(2):
+                clients.append(socket.create_connection(listener.getsockname()))
+                await asyncio.sleep(0.1)  # this worker sees it and leaves it
+                with contextlib.suppress(BlockingIOError):  # unless this worker took it
+                    listener.accept()[0].close()  # the other worker takes it
+                await asyncio.sleep(0.6)  # past ACCEPT_WAIT_S since the first wait began
+            taken_while_waiting = len(accepted)
+            await asyncio.sleep(0.6)  # the second connection was taken by the other worker: nothing left to take
+            return taken_while_waiting, len(accepted)
+        finally:
+            acceptor.close()
+            for client in clients:
+                client.close()
+            listener.close()
+
+    assert asyncio.run(scenario()) == (0, 0)
