@@ -4,8 +4,8 @@ Every worker listens on the one socket the master opened, and the kernel wakes t
 uvloop then accepts every pending connection at once in whichever worker runs first. A burst of new connections (a
 client's connection pool, a load balancer after a deploy) lands unevenly, 51 to 13 on two workers in our
 measurements, and keep-alive keeps it so: one worker's clients wait four times as long as the other's, and their p99
-is what a user sees. Here a worker accepts one connection at a time, and only while it holds no more connections than
-the least loaded other live worker; the counts live in memory the master maps before forking the workers. A
+is what a user sees. Here a worker accepts only while it holds at most SLACK connections more than the least loaded
+other live worker; the counts live in memory the master maps before forking the workers. A
 connection every other worker leaves waiting (one that is stopped, or stuck holding the GIL) is taken after
 ACCEPT_WAIT_S all the same, so a stuck worker never stops the rest from accepting.
 """
@@ -26,6 +26,12 @@ SLOTS = 256
 FREE = -1
 # A worker that is not accepting (still starting, or draining): the others do not wait for it.
 CLOSED = 1 << 62
+# How many connections more than the least loaded other worker a worker may hold and still accept: a burst of new
+# connections is then taken a few at a time by each worker, not strictly one by one in turn, which kept the last of
+# a burst of 64 waiting in the kernel's queue for over 100 ms while the workers took turns between requests.
+SLACK = 2
+# Connections accepted in one go while within SLACK, before the loop serves anything else.
+ACCEPT_BATCH = 8
 # How long a worker leaves a connection to a less loaded worker before taking it itself.
 ACCEPT_WAIT_S = 0.05
 # How soon a worker that left a connection to others looks at the socket again.
@@ -89,33 +95,34 @@ class BalancedAcceptor:
             self._shares.counts[self._slot] = len(self._connections)
 
     def _readable(self) -> None:
-        mine = len(self._connections) + len(self._starting)
-        if self._slot is not None:
-            self._shares.counts[self._slot] = mine
-            least = self._shares.least_other(self._slot)
-            if least is not None and mine > least:
-                now = self._loop.time()
-                if self._waiting_since is None:
-                    self._waiting_since = now
-                if now - self._waiting_since < ACCEPT_WAIT_S:
-                    self._look_again_later()
-                    return
-        self._waiting_since = None
-        try:
-            conn, _ = self._sock.accept()
-        except (BlockingIOError, InterruptedError):
-            return  # another worker took it
-        except OSError as exc:
-            # Out of file descriptors, say: the connection stays queued; try again shortly rather than spin.
-            logger.warning("Could not accept a connection: %s", exc)
-            self._look_again_later()
-            return
-        conn.setblocking(False)
-        if self._slot is not None:
-            self._shares.counts[self._slot] = mine + 1
-        task = self._loop.create_task(self._loop.connect_accepted_socket(self._factory, conn))
-        self._starting.add(task)
-        task.add_done_callback(self._started)
+        for _ in range(ACCEPT_BATCH):
+            mine = len(self._connections) + len(self._starting)
+            if self._slot is not None:
+                self._shares.counts[self._slot] = mine
+                least = self._shares.least_other(self._slot)
+                if least is not None and mine > least + SLACK:
+                    now = self._loop.time()
+                    if self._waiting_since is None:
+                        self._waiting_since = now
+                    if now - self._waiting_since < ACCEPT_WAIT_S:
+                        self._look_again_later()
+                        return
+            self._waiting_since = None
+            try:
+                conn, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return  # nothing left, or another worker took it
+            except OSError as exc:
+                # Out of file descriptors, say: the connection stays queued; try again shortly rather than spin.
+                logger.warning("Could not accept a connection: %s", exc)
+                self._look_again_later()
+                return
+            conn.setblocking(False)
+            if self._slot is not None:
+                self._shares.counts[self._slot] = mine + 1
+            task = self._loop.create_task(self._loop.connect_accepted_socket(self._factory, conn))
+            self._starting.add(task)
+            task.add_done_callback(self._started)
 
     def _started(self, task: asyncio.Task[object]) -> None:
         self._starting.discard(task)

@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 
 from scoring_runtime import accept_balance
-from scoring_runtime.accept_balance import ACCEPT_WAIT_S
+from scoring_runtime.accept_balance import ACCEPT_WAIT_S, SLACK
 from tests.conftest import ServerFactory
 
 REQUEST = b"POST /score HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n0"
@@ -49,14 +49,15 @@ def test_connections_are_balanced_and_a_stopped_worker_is_not_waited_for(serve: 
             owners[ask(connections[-1])] += 1
             # Longer than a worker leaves a connection to the other: a wait that ended must not count for the next.
             time.sleep(ACCEPT_WAIT_S * 2)
-        # Each new connection goes to a worker holding no more than the other: four each, however the races fall.
-        assert sorted(owners.values()) == [4, 4]
+        # A worker accepts only while it holds at most SLACK more than the other, however the races fall.
+        assert len(owners) == 2 and max(owners.values()) - min(owners.values()) <= SLACK + 1, owners
         stopped, running = list(owners)
         os.kill(stopped, signal.SIGSTOP)
-        # Level with the stopped worker (four each), the running one takes the next connection at once...
-        connections.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
-        assert ask(connections[-1]) == running
-        # ...but holding more, it first leaves the one after to the stopped worker, and takes it after the wait.
+        # Up to SLACK more than the stopped worker, the running one takes new connections at once...
+        for _ in range(owners[stopped] + SLACK + 1 - owners[running]):
+            connections.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+            assert ask(connections[-1]) == running
+        # ...but beyond that, it first leaves the next one to the stopped worker, and takes it after the wait.
         start = time.monotonic()
         connections.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
         assert ask(connections[-1]) == running
@@ -86,7 +87,7 @@ def test_a_wait_that_another_worker_ended_does_not_shorten_the_next_one(monkeypa
             accepted.append(asyncio.Protocol())
             return accepted[-1]
 
-        held = [object(), object()]  # this worker's connections: more than the other's
+        held = [object()] * (SLACK + 1)  # this worker's connections: more than the other's, beyond the slack
         acceptor = accept_balance.BalancedAcceptor(listener, protocol, held, shares, mine)
         clients = []
         try:
@@ -106,3 +107,46 @@ def test_a_wait_that_another_worker_ended_does_not_shorten_the_next_one(monkeypa
             listener.close()
 
     assert asyncio.run(scenario()) == (0, 0)
+
+
+class _Kept(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+
+def test_a_worker_takes_new_connections_up_to_the_slack_then_leaves_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(accept_balance, "ACCEPT_WAIT_S", 30.0)  # no fallback within the test
+
+    async def scenario() -> list[int]:
+        listener = socket.create_server(("127.0.0.1", 0))
+        shares = accept_balance.Shares()
+        mine, other = shares.claim(), shares.claim()
+        assert mine is not None and other is not None
+        shares.counts[other] = 0
+        held: list[_Kept] = []  # as uvicorn's set of open connections
+
+        def protocol() -> asyncio.Protocol:
+            held.append(_Kept())
+            return held[-1]
+
+        acceptor = accept_balance.BalancedAcceptor(listener, protocol, held, shares, mine)
+        clients = [socket.create_connection(listener.getsockname()) for _ in range(SLACK + 3)]
+        taken = []
+        try:
+            for other_count in (0, SLACK + 1):
+                shares.counts[other] = other_count
+                await asyncio.sleep(0.3)
+                taken.append(len(held))
+            return taken
+        finally:
+            acceptor.close()
+            for kept in held:
+                kept.transport.close()
+            for client in clients:
+                client.close()
+            listener.close()
+            await asyncio.sleep(0.01)  # the transports' closing callbacks
+
+    # Level with an idle other worker, SLACK + 1 at once (until holding SLACK more); the rest once the other has
+    # taken some.
+    assert asyncio.run(scenario()) == [SLACK + 1, SLACK + 3]
