@@ -254,9 +254,11 @@ class _HeadWithBody:
         held = self._held
         if held is None:
             self._transport.write(data)
-        else:
+        elif data:
             self._held = None
             self._transport.writelines((held, data))
+        # An empty body leaves the head held for the end of the pass: CPython 3.12.0-3.12.1's writelines() keeps an
+        # empty piece in its buffer for good, and close() then waits on it forever.
 
     def _release(self) -> None:
         held = self._held

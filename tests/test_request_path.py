@@ -170,7 +170,8 @@ def test_a_response_head_leaves_with_its_body_in_one_write() -> None:
     async def scenario() -> list[list[tuple[str, tuple[bytes, ...]]]]:
         loop = asyncio.get_running_loop()
         seen = []
-        for writes, close in ([b"head", b"body", b"more"], False), ([b"head"], False), ([b"head"], True):
+        cases = ([b"head", b"body", b"more"], False), ([b"head"], False), ([b"head"], True), ([b"head", b""], False)
+        for writes, close in cases:
             transport = _Transport()
             cycle_view = _HeadWithBody(transport, loop)  # type: ignore[arg-type]
             for data in writes:
@@ -185,6 +186,7 @@ def test_a_response_head_leaves_with_its_body_in_one_write() -> None:
         [("writelines", (b"head", b"body")), ("write", (b"more",))],
         [("write", (b"head",))],
         [("write", (b"head",)), ("close", ())],
+        [("write", (b"head",))],  # an empty body is not handed to writelines
     ]
 
 
