@@ -5,9 +5,9 @@ uvloop then accepts every pending connection at once in whichever worker runs fi
 client's connection pool, a load balancer after a deploy) lands unevenly, 51 to 13 on two workers in our
 measurements, and keep-alive keeps it so: one worker's clients wait four times as long as the other's, and their p99
 is what a user sees. Here a worker accepts only while it holds at most SLACK connections more than the least loaded
-other live worker; the counts live in memory the master maps before forking the workers. A
-connection every other worker leaves waiting (one that is stopped, or stuck holding the GIL) is taken after
-ACCEPT_WAIT_S all the same, so a stuck worker never stops the rest from accepting.
+other live worker; the counts live in memory the master maps before forking the workers. A connection every other
+worker leaves waiting (one that is stopped, or stuck holding the GIL) is taken after ACCEPT_WAIT_S all the same, so
+a stuck worker never stops the rest from accepting.
 """
 
 from __future__ import annotations
