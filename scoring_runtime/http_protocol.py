@@ -61,7 +61,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_since = 0.0
         self._lingering = False
         self._body_chunks: list[bytes] | None = None
-        self._body_left = 0
+        self._body_declared = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -81,10 +81,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._lingering or self.transport.is_closing():
             return
         if not self._awaiting_head:
-            if self._body_chunks is not None and self._body_left >= MIN_DIRECT_BYTES:
-                # The rest of a big body goes straight from the socket to its buffer (see body_receiver.py).
-                self.transport.set_protocol(BodyReceiver(self, self._body_chunks, self._body_left))
-                self._body_chunks = None
+            chunks = self._body_chunks
+            if chunks is not None:
+                left = self._body_declared - sum(map(len, chunks))
+                if left >= MIN_DIRECT_BYTES:
+                    # The rest of a big body goes straight from the socket to its buffer (see body_receiver.py).
+                    self.transport.set_protocol(BodyReceiver(self, chunks, left))
+                    self._body_chunks = None
             return
         # The head is still incomplete, so this chunk was all head; unless the message began in it, when part of it
         # may be the end of the previous (pipelined) request: such a chunk is not counted.
@@ -121,7 +124,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.cycle.transport = _HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
             declared = int(length) if length.isdigit() else 0
             self._body_chunks = [] if 0 < declared <= self.max_body_bytes else None
-            self._body_left = declared
+            self._body_declared = declared
 
     def on_body(self, body: bytes) -> None:
         """uvicorn copies each piece of a body into a bytearray, pauses reading past 64 KiB until the app takes it,
@@ -134,7 +137,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             super().on_body(body)
             return
         chunks.append(body)
-        self._body_left -= len(body)
 
     def on_message_complete(self) -> None:
         chunks, self._body_chunks = self._body_chunks, None
