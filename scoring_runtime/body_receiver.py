@@ -1,14 +1,16 @@
-"""A large request body of declared length, read from the socket straight into the memory it is handed over in.
+"""A large request body of declared length, read from the socket straight into the bytes object the app receives.
 
 Read the usual way, every byte of a body is copied three times in user space before the app sees it: out of the
 event loop's read buffer into a new bytes object, out of that into the piece httptools hands to `on_body`, and into
 the joined whole. While a big body arrives, the connection's protocol is swapped for a `BodyReceiver` (an asyncio
-BufferedProtocol, which uvloop and asyncio both support): the socket is read into buffers that become the body with
-one copy (the bytes object the app receives). On a 1 MB echo that is about a tenth of the server's user CPU time per
-request; the kernel's own copies, which no user-space change removes, are most of the rest.
+BufferedProtocol, which uvloop and asyncio both support), which has the socket read into the body itself: a bytes
+object of the declared length, created unfilled (`unfilled_bytes.py`) and handed over once the last byte is in. The
+kernel's copy is then the only one for all but the part read with the head.
 
-Memory stays bounded by what arrives, not by what is declared: the buffers grow with the bytes received (the first
-holds at most SEGMENT_BYTES), so a client declaring a large body and sending little costs little.
+Memory follows what arrives, not what is declared. The unfilled object is address space until bytes are written into
+it (the C library maps large blocks without touching them). A body over WHOLE_BYTES, or any body where unfilled bytes
+objects cannot be made, goes into buffers that grow with the bytes received (the first holds at most SEGMENT_BYTES),
+joined at the end.
 """
 
 from __future__ import annotations
@@ -16,9 +18,14 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from scoring_runtime.unfilled_bytes import unfilled_bytes
+
 # Below this many body bytes still to come, the swap is not worth its cost.
 MIN_DIRECT_BYTES = 64 * 1024
 SEGMENT_BYTES = 1024 * 1024
+# Up to this size a body is made whole at once. Above it the C library would map each one afresh (its largest
+# threshold for serving blocks from the heap), and the declared size is left to prove itself as bytes arrive.
+WHOLE_BYTES = 32 * 1024 * 1024
 
 
 class BodyOwner(Protocol):
@@ -45,19 +52,31 @@ class BodyReceiver(asyncio.BufferedProtocol):
 
     def __init__(self, owner: BodyOwner, received: list[bytes], left: int) -> None:
         self._owner = owner
-        self._parts: list[bytes | bytearray] = list(received)
-        self._segment: memoryview | None = None
-        self._filled = 0
         self._left = left
         self._received = sum(map(len, received))
+        total = self._received + left
+        whole = unfilled_bytes(total) if total <= WHOLE_BYTES else None
+        # `_segment` is a view into the last of `_parts` (or into the scratch buffer of an unwanted body); a view of
+        # an unfilled bytes object does not keep it alive, so the two are only ever let go of together.
+        self._parts: list[bytes | bytearray]
+        self._segment: memoryview | None
+        if whole is None:
+            self._parts, self._segment, self._filled = list(received), None, 0
+        else:
+            body, view = whole
+            filled = 0
+            for piece in received:
+                view[filled : filled + len(piece)] = piece
+                filled += len(piece)
+            self._parts, self._segment, self._filled = [body], view, filled
 
     def get_buffer(self, sizehint: int) -> memoryview:
         segment = self._segment
         if not self._owner.body_wanted():
             # The answer has gone without the body being read: the rest is read over one buffer, and dropped.
-            self._parts.clear()
-            if segment is None:
+            if segment is None or self._parts:
                 segment = self._segment = memoryview(bytearray(min(self._left, MIN_DIRECT_BYTES)))
+                self._parts = []
             self._filled = 0
             return segment[: self._left]
         if segment is None or self._filled == len(segment):
@@ -75,7 +94,8 @@ class BodyReceiver(asyncio.BufferedProtocol):
         if self._left == 0:
             parts = self._parts
             self._parts = []
-            self._segment = None  # its buffer is released as soon as the loop lets go of it
+            self._segment = None
+            # bytes() of a bytes object is that object: a body made whole at once is handed over as it is.
             body = b"".join(parts) if len(parts) != 1 else bytes(parts[0])
             self._owner.body_received(body)
 

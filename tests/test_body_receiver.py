@@ -14,9 +14,11 @@ import uvloop
 from uvicorn import Config
 from uvicorn.server import ServerState
 
-from scoring_runtime.body_receiver import MIN_DIRECT_BYTES, SEGMENT_BYTES, BodyReceiver
+from scoring_runtime import body_receiver
+from scoring_runtime.body_receiver import MIN_DIRECT_BYTES, SEGMENT_BYTES, WHOLE_BYTES, BodyReceiver
 from scoring_runtime.config import load_settings
 from scoring_runtime.http_protocol import protocol_class
+from scoring_runtime.unfilled_bytes import unfilled_bytes
 
 BODY = random.Random(5).randbytes(1024 * 1024 + 3)
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
@@ -218,3 +220,35 @@ def test_an_unwanted_body_is_read_over_one_buffer_and_dropped() -> None:
     _feed(receiver, bytes(4 * 1024 * 1024 - 300_000))
     assert owner.bodies == [b""]
     assert receiver._parts == []
+
+
+def test_a_body_up_to_the_whole_size_is_read_into_the_object_handed_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[bytes] = []
+
+    def recording(size: int) -> tuple[bytes, memoryview] | None:
+        whole = unfilled_bytes(size)
+        assert whole is not None
+        made.append(whole[0])
+        return whole
+
+    monkeypatch.setattr(body_receiver, "unfilled_bytes", recording)
+    owner = _Owner()
+    receiver = BodyReceiver(owner, [BODY[:10], BODY[10:300]], len(BODY) - 300)
+    _feed(receiver, BODY[300:])
+    assert owner.bodies == [BODY]
+    assert owner.bodies[0] is made[0]
+
+
+def test_without_unfilled_bytes_the_body_is_joined_from_its_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(body_receiver, "unfilled_bytes", lambda size: None)
+    owner = _Owner()
+    receiver = BodyReceiver(owner, [BODY[:300]], len(BODY) - 300)
+    assert len(receiver.get_buffer(-1)) == len(BODY) - 300
+    _feed(receiver, BODY[300:])
+    assert owner.bodies == [BODY]
+
+
+def test_a_body_over_the_whole_size_grows_with_what_arrives() -> None:
+    owner = _Owner()
+    receiver = BodyReceiver(owner, [b"abc"], WHOLE_BYTES)
+    assert len(receiver.get_buffer(-1)) <= SEGMENT_BYTES
