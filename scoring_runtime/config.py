@@ -219,6 +219,12 @@ class Settings:
         "Require authentication for /swagger.json too (when authentication is on).",
         "auth_swagger",
     )
+    heap_keep_mb: int = _setting(
+        "SCORING_HEAP_KEEP_MB",
+        values.integer(0, 2047),
+        256,
+        "Freed memory (MiB) each worker's C heap keeps for reuse while serving; 0 leaves the C library's policy.",
+    )
     metrics: bool = _setting(
         "SCORING_METRICS", values.boolean, True, "Serve Prometheus metrics at GET /metrics.", "metrics"
     )

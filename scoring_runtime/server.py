@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import logging
 import signal
+import socket
 import time
 from types import FrameType
 from typing import Any
@@ -17,6 +18,7 @@ from scoring_runtime.app import ScoringApp, finish_async_init, load_user_script,
 from scoring_runtime.auth import Authenticator, authenticator as build_authenticator
 from scoring_runtime.config import Settings
 from scoring_runtime.errors import StartupError
+from scoring_runtime.heap import IdleTrim, keep_freed_memory
 from scoring_runtime.http_protocol import protocol_class
 from scoring_runtime.log import configure_logging, install_print_hook
 from scoring_runtime.metrics import multiprocess_directory
@@ -63,7 +65,21 @@ def _binds(settings: Settings) -> list[tuple[str, int]]:
 
 
 class DrainingServer(uvicorn.Server):
-    """uvicorn's server, which also tells the app it is draining as soon as a shutdown signal arrives."""
+    """uvicorn's server, which also tells the app it is draining as soon as a shutdown signal arrives, and sets the
+    worker's heap policy once init() has run (heap.py)."""
+
+    _idle_trim: IdleTrim | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        app = self.config.app
+        if self.started and isinstance(app, ScoringApp) and keep_freed_memory(app.settings.heap_keep_mb):
+            self._idle_trim = IdleTrim()
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._idle_trim is not None and counter % 10 == 0:  # ticks come every 0.1 s
+            self._idle_trim.tick(self.server_state.total_requests, time.monotonic())
+        return await super().on_tick(counter)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._mark_draining()

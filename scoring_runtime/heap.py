@@ -1,0 +1,78 @@
+"""The C heap while serving: freed memory is kept for the next requests, and given back once the worker is idle.
+
+glibc hands the free top of its heap back to the OS once it exceeds a trim threshold, and serves blocks above an
+mmap threshold from mappings of their own, unmapped when freed. Both follow the blocks freed (with 1 MB bodies, the
+heap is trimmed once its free top passes about 2 MiB), so a worker holding dozens of large bodies at once keeps
+giving memory back and faulting it in again: with 64 clients sending 1 MB each, 30 to 90 page faults per request.
+Keeping the memory took those to 0 and the CPU time per request down by 6 to 13% (paired runs of 8 rounds); the
+worker's memory stays at its peak while busy. Once init() has run, each worker serves every block up to 32 MiB from
+its heap and keeps up to SCORING_HEAP_KEEP_MB of freed memory; after IDLE_S seconds without a request it gives the
+free memory back (malloc_trim), once per quiet spell.
+
+Elsewhere than glibc (musl, macOS) nothing changes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+
+logger = logging.getLogger("scoring_runtime")
+
+IDLE_S = 10.0
+# glibc's mallopt() parameters (malloc.h), and the largest mmap threshold it accepts on 64-bit systems.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
+
+
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+        libc.malloc_trim.argtypes = (ctypes.c_size_t,)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _glibc()
+
+
+def keep_freed_memory(keep_mb: int) -> bool:
+    """Keep up to `keep_mb` MiB of freed memory in the heap; 0 leaves the C library's policy. True if applied."""
+    if _LIBC is None or keep_mb <= 0:
+        return False
+    # Setting one threshold stops glibc from moving either, so both are set.
+    applied: bool = _LIBC.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) == 1
+    return applied and bool(_LIBC.mallopt(_M_TRIM_THRESHOLD, keep_mb * 1024 * 1024) == 1)
+
+
+def give_back_freed_memory() -> None:
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+class IdleTrim:
+    """Gives the heap's free memory back once no request has ended for `idle_s`, once per quiet spell.
+
+    `tick` is called about once a second with the count of requests answered so far. The first spell counts from
+    start-up, so what init() freed is given back too.
+    """
+
+    def __init__(self, idle_s: float = IDLE_S) -> None:
+        self.idle_s = idle_s
+        self._answered = 0
+        self._since: float | None = None
+        self._trimmed = False
+
+    def tick(self, answered: int, now: float) -> bool:
+        """True when this tick gave memory back."""
+        if self._since is None or answered != self._answered:
+            self._answered, self._since, self._trimmed = answered, now, False
+            return False
+        if self._trimmed or now - self._since < self.idle_s:
+            return False
+        self._trimmed = True
+        give_back_freed_memory()
+        return True
