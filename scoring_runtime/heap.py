@@ -19,7 +19,9 @@ import logging
 
 logger = logging.getLogger("scoring_runtime")
 
-IDLE_S = 10.0
+# Long enough that the pauses of a client sending in bursts are not taken for quiet: memory given back is faulted
+# in again by the next burst, while holding it a little longer costs nothing the peak did not already take.
+IDLE_S = 30.0
 # glibc's mallopt() parameters (malloc.h), and the largest mmap threshold it accepts on 64-bit systems.
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
