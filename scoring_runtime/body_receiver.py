@@ -7,10 +7,10 @@ BufferedProtocol, which uvloop and asyncio both support), which has the socket r
 object of the declared length, created unfilled (`unfilled_bytes.py`) and handed over once the last byte is in. The
 kernel's copy is then the only one for all but the part read with the head.
 
-Memory follows what arrives, not what is declared. The unfilled object is address space until bytes are written into
-it (the C library maps large blocks without touching them). A body over WHOLE_BYTES, or any body where unfilled bytes
-objects cannot be made, goes into buffers that grow with the bytes received (the first holds at most SEGMENT_BYTES),
-joined at the end.
+Memory follows what arrives, not what is declared: until bytes are written into it, the unfilled object takes no
+memory the process did not already hold (new pages of the heap, or of a mapping, are only address space). A body
+over WHOLE_BYTES, or any body where unfilled bytes objects cannot be made, goes into buffers that grow with the
+bytes received (the first holds at most SEGMENT_BYTES), joined at the end.
 """
 
 from __future__ import annotations

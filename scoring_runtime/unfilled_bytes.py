@@ -36,11 +36,12 @@ def _c_api() -> _Make | None:
         body: bytes = new_bytes(None, size)
         return body, view_of(id(body) + offset, size, _WRITABLE)
 
-    probe, view = make(4)
-    view[:] = b"\x01\x02\x03\x04"
-    if probe != b"\x01\x02\x03\x04":
+    try:
+        probe, view = make(4)
+        view[:] = b"\x01\x02\x03\x04"
+    except (ctypes.ArgumentError, OSError, TypeError, ValueError):
         return None
-    return make
+    return make if probe == b"\x01\x02\x03\x04" else None
 
 
 _MAKE = _c_api()
