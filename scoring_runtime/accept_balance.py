@@ -4,10 +4,12 @@ Every worker listens on the one socket the master opened, and the kernel wakes t
 uvloop then accepts every pending connection at once in whichever worker runs first. A burst of new connections (a
 client's connection pool, a load balancer after a deploy) lands unevenly, 51 to 13 on two workers in our
 measurements, and keep-alive keeps it so: one worker's clients wait four times as long as the other's, and their p99
-is what a user sees. Here a worker accepts only while it holds at most SLACK connections more than the least loaded
-other live worker; the counts live in memory the master maps before forking the workers. A connection every other
-worker leaves waiting (one that is stopped, or stuck holding the GIL) is taken after ACCEPT_WAIT_S all the same, so
-a stuck worker never stops the rest from accepting.
+is what a user sees. Here a worker accepts its fair share of what is there: the connections the workers hold plus
+those waiting in the kernel's queue (which Linux reports for a listening socket), split evenly over the live
+workers; and otherwise only while it holds at most SLACK connections more than the least loaded other live worker.
+The counts live in memory the master maps before forking the workers. A connection every other worker leaves
+waiting (one that is stopped, or stuck holding the GIL) is taken after ACCEPT_WAIT_S all the same, so a stuck worker
+never stops the rest from accepting.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import logging
 import mmap
 import select
 import socket
+import struct
 from collections.abc import Callable, Sized
+
+from scoring_runtime.http_protocol import BoundedHttpToolsProtocol
 
 logger = logging.getLogger("scoring_runtime")
 
@@ -26,12 +31,14 @@ SLOTS = 256
 FREE = -1
 # A worker that is not accepting (still starting, or draining): the others do not wait for it.
 CLOSED = 1 << 62
-# How many connections more than the least loaded other worker a worker may hold and still accept: a burst of new
-# connections is then taken a few at a time by each worker, not strictly one by one in turn, which kept the last of
-# a burst of 64 waiting in the kernel's queue for over 100 ms while the workers took turns between requests.
+# How many connections more than the least loaded other worker a worker may hold and still accept, beyond its share
+# of what is waiting: where the kernel does not say how many wait (not a TCP socket), a burst is still taken a few at
+# a time by each worker rather than strictly one by one in turn.
 SLACK = 2
-# Connections accepted in one go while within SLACK, before the loop serves anything else.
-ACCEPT_BATCH = 8
+# Connections accepted in one go, before the loop serves anything else: a share of a client's whole pool at once.
+# Taking a burst of 64 a few at a time, each worker waiting for the other's turn on a shared core, kept the last of
+# them in the kernel's queue for 51 ms; taking shares, both workers hold theirs within one turn each.
+ACCEPT_BATCH = 64
 # How long a worker leaves a connection to a less loaded worker before taking it itself.
 ACCEPT_WAIT_S = 0.05
 # How soon a worker that left a connection to others looks at the socket again.
@@ -42,16 +49,22 @@ class Shares:
     """The connection count of every live worker (FREE for an unused slot), in memory shared across forks."""
 
     def __init__(self) -> None:
-        self._memory = mmap.mmap(-1, SLOTS * 8)  # anonymous and MAP_SHARED: the forked workers see one copy
-        self.counts = memoryview(self._memory).cast("q")
+        # Anonymous and MAP_SHARED: the forked workers see one copy. One word more than the slots: how many slots have
+        # ever been claimed, so that a worker looks through those only.
+        self._memory = mmap.mmap(-1, (SLOTS + 1) * 8)
+        words = memoryview(self._memory).cast("q")
+        self.counts = words[:SLOTS]
+        self._used = words[SLOTS:]
         for slot in range(SLOTS):
             self.counts[slot] = FREE
+        self._used[0] = 0
 
     def claim(self) -> int | None:
         """In the master, before forking a worker: a free slot for it, or None if there is none."""
         for slot in range(SLOTS):
             if self.counts[slot] == FREE:
                 self.counts[slot] = CLOSED  # until its acceptor starts, after init()
+                self._used[0] = max(self._used[0], slot + 1)
                 return slot
         return None
 
@@ -60,9 +73,19 @@ class Shares:
         if slot is not None:
             self.counts[slot] = FREE
 
-    def least_other(self, slot: int) -> int | None:
-        counts = [count for index, count in enumerate(self.counts) if index != slot and FREE != count != CLOSED]
-        return min(counts) if counts else None
+    def others(self, slot: int) -> tuple[int, int, int] | None:
+        """Over the other live accepting workers: the least count, the sum of counts, and how many there are; None
+        if there is none."""
+        least = CLOSED
+        held = live = 0
+        counts = self.counts
+        for index in range(self._used[0]):
+            count = counts[index]
+            if index != slot and FREE != count != CLOSED:
+                least = min(least, count)
+                held += count
+                live += 1
+        return (least, held, live) if live else None
 
 
 class BalancedAcceptor:
@@ -99,8 +122,8 @@ class BalancedAcceptor:
             mine = len(self._connections) + len(self._starting)
             if self._slot is not None:
                 self._shares.counts[self._slot] = mine
-                least = self._shares.least_other(self._slot)
-                if least is not None and mine > least + SLACK:
+                others = self._shares.others(self._slot)
+                if others is not None and not _my_turn(mine, others, waiting_connections(self._sock)):
                     now = self._loop.time()
                     if self._waiting_since is None:
                         self._waiting_since = now
@@ -120,9 +143,15 @@ class BalancedAcceptor:
             conn.setblocking(False)
             if self._slot is not None:
                 self._shares.counts[self._slot] = mine + 1
-            task = self._loop.create_task(self._loop.connect_accepted_socket(self._factory, conn))
+            task = self._loop.create_task(self._loop.connect_accepted_socket(self._protocol, conn))
             self._starting.add(task)
             task.add_done_callback(self._started)
+
+    def _protocol(self) -> asyncio.Protocol:
+        protocol = self._factory()
+        if isinstance(protocol, BoundedHttpToolsProtocol):
+            protocol.on_closed = self.publish
+        return protocol
 
     def _started(self, task: asyncio.Task[object]) -> None:
         self._starting.discard(task)
@@ -150,3 +179,31 @@ class BalancedAcceptor:
 
     async def wait_closed(self) -> None:
         pass
+
+
+def _my_turn(mine: int, others: tuple[int, int, int], waiting: int | None) -> bool:
+    least, held, live = others
+    if mine <= least + SLACK:
+        return True
+    # Below an even split of every connection there is, held or waiting.
+    return waiting is not None and mine * (live + 1) < mine + held + waiting
+
+
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_TCP_LISTEN = 10
+
+
+def waiting_connections(sock: socket.socket) -> int | None:
+    """How many connections wait in a listening TCP socket's accept queue, or None where the kernel does not say.
+
+    For a listening socket, Linux reports the queue's length in tcp_info's `tcpi_unacked` (as `ss` shows it).
+    """
+    if _TCP_INFO is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 32)
+    except OSError:
+        return None  # a Unix socket, say
+    if len(info) < 28 or info[0] != _TCP_LISTEN:
+        return None
+    return int(struct.unpack_from("=I", info, 24)[0])
