@@ -1,15 +1,18 @@
-"""Keep-alive connections spread evenly over gunicorn's workers.
+"""How connections are accepted: a burst in one pass of the event loop, and spread evenly over gunicorn's workers.
 
-Every worker listens on the one socket the master opened, and the kernel wakes them all when a connection comes;
-uvloop then accepts every pending connection at once in whichever worker runs first. A burst of new connections (a
-client's connection pool, a load balancer after a deploy) lands unevenly, 51 to 13 on two workers in our
-measurements, and keep-alive keeps it so: one worker's clients wait four times as long as the other's, and their p99
-is what a user sees. Here a worker accepts its fair share of what is there: the connections the workers hold plus
-those waiting in the kernel's queue (which Linux reports for a listening socket), split evenly over the live
-workers; and otherwise only while it holds at most SLACK connections more than the least loaded other live worker.
-The counts live in memory the master maps before forking the workers. A connection every other worker leaves
-waiting (one that is stopped, or stuck holding the GIL) is taken after ACCEPT_WAIT_S all the same, so a stuck worker
-never stops the rest from accepting.
+uvloop accepts one pending connection per pass of its event loop. Under load a pass lasts milliseconds, so the last
+of a client's pool of 64 new connections waited 100 ms and more before its first byte was read; an acceptor here takes
+up to ACCEPT_BATCH at once.
+
+Under gunicorn every worker listens on the one socket the master opened, and the kernel wakes them all when a
+connection comes. Left to uvloop, a burst of new connections (a client's connection pool, a load balancer after a
+deploy) lands unevenly, 51 to 13 on two workers in our measurements, and keep-alive keeps it so: one worker's clients
+wait four times as long as the other's, and their p99 is what a user sees. Here a worker accepts its fair share of
+what is there: the connections the workers hold plus those waiting in the kernel's queue (which Linux reports for a
+listening socket), split evenly over the live workers; and otherwise only while it holds at most SLACK connections
+more than the least loaded other live worker. The counts live in memory the master maps before forking the workers.
+A connection every other worker leaves waiting (one that is stopped, or stuck holding the GIL) is taken after
+ACCEPT_WAIT_S all the same, so a stuck worker never stops the rest from accepting.
 """
 
 from __future__ import annotations
@@ -96,14 +99,15 @@ class BalancedAcceptor:
         sock: socket.socket,
         factory: Callable[[], asyncio.Protocol],
         connections: Sized,
-        shares: Shares,
+        shares: Shares | None,
         slot: int | None,
     ) -> None:
         self._sock = sock
         self._factory = factory
         self._connections = connections
-        self._shares = shares
-        self._slot = slot
+        # Where this worker's count goes, among the others': none when serving alone (or with no slot left).
+        self._shares = shares if slot is not None else None
+        self._slot = slot if slot is not None else 0
         self._loop = asyncio.get_running_loop()
         self._waiting_since: float | None = None
         self._closed = False
@@ -114,15 +118,16 @@ class BalancedAcceptor:
 
     def publish(self) -> None:
         """Make this worker's count current for the others (connections also close between accepts)."""
-        if self._slot is not None and not self._closed:
+        if self._shares is not None and not self._closed:
             self._shares.counts[self._slot] = len(self._connections)
 
     def _readable(self) -> None:
         for _ in range(ACCEPT_BATCH):
             mine = len(self._connections) + len(self._starting)
-            if self._slot is not None:
-                self._shares.counts[self._slot] = mine
-                others = self._shares.others(self._slot)
+            shares = self._shares
+            if shares is not None:
+                shares.counts[self._slot] = mine
+                others = shares.others(self._slot)
                 if others is not None and not _my_turn(mine, others, waiting_connections(self._sock)):
                     now = self._loop.time()
                     if self._waiting_since is None:
@@ -141,15 +146,15 @@ class BalancedAcceptor:
                 self._look_again_later()
                 return
             conn.setblocking(False)
-            if self._slot is not None:
-                self._shares.counts[self._slot] = mine + 1
+            if shares is not None:
+                shares.counts[self._slot] = mine + 1
             task = self._loop.create_task(self._loop.connect_accepted_socket(self._protocol, conn))
             self._starting.add(task)
             task.add_done_callback(self._started)
 
     def _protocol(self) -> asyncio.Protocol:
         protocol = self._factory()
-        if isinstance(protocol, BoundedHttpToolsProtocol):
+        if self._shares is not None and isinstance(protocol, BoundedHttpToolsProtocol):
             protocol.on_closed = self.publish
         return protocol
 
@@ -171,10 +176,13 @@ class BalancedAcceptor:
         self._loop.add_reader(self._sock.fileno(), self._readable)
 
     def close(self) -> None:
+        """Stop accepting, and close this process's copy of the listening socket (as uvloop's server does): a
+        connection that comes while the worker drains is refused, or taken by another worker, not left queued."""
         if not self._closed:
             self._closed = True
             self._loop.remove_reader(self._sock.fileno())
-            if self._slot is not None:
+            self._sock.close()
+            if self._shares is not None:
                 self._shares.counts[self._slot] = CLOSED
 
     async def wait_closed(self) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import socket
 import sys
 from typing import Any
 
@@ -14,7 +12,7 @@ from gunicorn.arbiter import Arbiter
 from uvicorn_worker import UvicornWorker
 
 from scoring_runtime import metrics
-from scoring_runtime.accept_balance import BalancedAcceptor, Shares
+from scoring_runtime.accept_balance import Shares
 from scoring_runtime.app import ScoringApp
 from scoring_runtime.http_protocol import protocol_class
 from scoring_runtime.server import DrainingServer
@@ -38,14 +36,14 @@ class ScoringWorker(UvicornWorker):  # type: ignore[misc]
         self.config.timeout_graceful_shutdown = self.cfg.graceful_timeout
         # The heartbeat is also the stuck-run() check: once a second, rather than every WORKER_TIMEOUT / 2.
         self.config.timeout_notify = min(self.timeout, 1.0)
-        self._server: BalancedServer | None = None
+        self._server: DrainingServer | None = None
 
     async def _serve(self) -> None:
         # As UvicornWorker._serve, with the server that marks the app as draining on SIGTERM.
         self.config.app = self.wsgi
         # The app carries the settings; the protocol with their request-head bounds replaces CONFIG_KWARGS' "auto".
         self.config.http = protocol_class(self.wsgi.settings)
-        server = self._server = BalancedServer(config=self.config, slot=getattr(self, "scoring_slot", None))
+        server = self._server = DrainingServer(self.config, shares=_shares(), slot=getattr(self, "scoring_slot", None))
         self._install_sigquit_handler()
         await server.serve(sockets=self.sockets)
         if not server.started:
@@ -77,35 +75,6 @@ class ScoringWorker(UvicornWorker):  # type: ignore[misc]
                 os.getpid(),
             )
             server.drain()
-
-
-class BalancedServer(DrainingServer):
-    """The worker's uvicorn server, accepting through BalancedAcceptor instead of uvloop's accept-everything."""
-
-    def __init__(self, config: Any, slot: int | None) -> None:
-        super().__init__(config=config)
-        self._slot = slot
-        self._acceptors: list[BalancedAcceptor] = []
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        # uvicorn's start-up (the lifespan, init()) without listening; then accept only once the app is ready.
-        await super().startup(sockets=[])
-        config, state = self.config, self.server_state
-        factory = functools.partial(
-            config.http_protocol_class,
-            config=config,
-            server_state=state,  # type: ignore[call-arg]
-            app_state=self.lifespan.state,
-        )
-        shares = _shares()
-        self._acceptors = [
-            BalancedAcceptor(sock, factory, state.connections, shares, self._slot) for sock in sockets or []
-        ]
-        self.servers = self._acceptors  # type: ignore[assignment]  # what uvicorn's shutdown closes
-
-    def publish_connections(self) -> None:
-        for acceptor in self._acceptors:
-            acceptor.publish()
 
 
 class GunicornLogger(glogging.Logger):  # type: ignore[misc]

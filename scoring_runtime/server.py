@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import signal
@@ -14,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from scoring_runtime import __version__
+from scoring_runtime.accept_balance import BalancedAcceptor, Shares
 from scoring_runtime.app import ScoringApp, finish_async_init, load_user_script, settle_garbage_collector
 from scoring_runtime.auth import Authenticator, authenticator as build_authenticator
 from scoring_runtime.config import Settings
@@ -66,15 +68,52 @@ def _binds(settings: Settings) -> list[tuple[str, int]]:
 
 class DrainingServer(uvicorn.Server):
     """uvicorn's server, which also tells the app it is draining as soon as a shutdown signal arrives, and sets the
-    worker's heap policy once init() has run (heap.py)."""
+    worker's heap policy once init() has run (heap.py).
+
+    Once the app is ready it accepts connections through BalancedAcceptor (accept_balance.py), a burst in one pass,
+    rather than through uvloop's server, one per pass. Under gunicorn, `shares` and `slot` also spread connections
+    evenly over the workers.
+    """
 
     _idle_trim: IdleTrim | None = None
 
+    def __init__(self, config: uvicorn.Config, shares: Shares | None = None, slot: int | None = None) -> None:
+        super().__init__(config=config)
+        self._shares = shares
+        self._slot = slot
+        self._acceptors: list[BalancedAcceptor] = []
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        app = self.config.app
-        if self.started and isinstance(app, ScoringApp) and keep_freed_memory(app.settings.heap_keep_mb):
+        if sockets is None:
+            sockets = [self.config.bind_socket()]
+        for sock in sockets:
+            # uvicorn's bind_socket leaves listening to create_server; a socket gunicorn hands over already listens,
+            # and listening again only sets its backlog.
+            sock.listen(self.config.backlog)
+        # uvicorn's start-up (the lifespan, init()) without listening.
+        await super().startup(sockets=[])
+        if not self.started:
+            for sock in sockets:
+                sock.close()
+            return
+        config, state = self.config, self.server_state
+        factory = functools.partial(
+            config.http_protocol_class,
+            config=config,
+            server_state=state,  # type: ignore[call-arg]
+            app_state=self.lifespan.state,
+        )
+        self._acceptors = [
+            BalancedAcceptor(sock, factory, state.connections, self._shares, self._slot) for sock in sockets
+        ]
+        self.servers = self._acceptors  # type: ignore[assignment]  # what uvicorn's shutdown closes
+        app = config.app
+        if isinstance(app, ScoringApp) and keep_freed_memory(app.settings.heap_keep_mb):
             self._idle_trim = IdleTrim()
+
+    def publish_connections(self) -> None:
+        for acceptor in self._acceptors:
+            acceptor.publish()
 
     async def on_tick(self, counter: int) -> bool:
         if self._idle_trim is not None and counter % 10 == 0:  # ticks come every 0.1 s
@@ -116,7 +155,7 @@ def _run_uvicorn(settings: Settings, auth: Authenticator) -> int:
         for host, port in _binds(settings)
     ]
     server = DrainingServer(configs[0])
-    sockets = [config.bind_socket() for config in configs] if len(configs) > 1 else None
+    sockets = [config.bind_socket() for config in configs]
     # Once drained, uvicorn raises the signal that stopped it again, under the handler that was there before it
     # started. A SIGTERM that drained cleanly is a clean exit (status 0), as orchestrators expect.
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
