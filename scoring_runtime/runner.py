@@ -1,6 +1,6 @@
 """Dedicated threads that run the user's synchronous code off the event loop.
 
-A queue feeding N long-lived threads, with results posted back in batches (see _Completions), costs far less per
+A queue feeding N long-lived threads, with results posted back through `call_soon_threadsafe`, costs far less per
 call than anyio's thread pool (see the observed measurements). The number of threads is the number of run() calls
 that can execute at once: a call that has timed out for its client keeps its thread until it really returns, so
 timeouts never let more calls run than configured.
@@ -24,27 +24,16 @@ _Settle = Callable[[asyncio.Future[Any], Any], None]
 
 
 class _Completions:
-    """Finished jobs of one event loop, handed back in batches: one wake-up of the loop per batch instead of one per
-    job. Under load several jobs finish while the loop is busy, and they share it.
+    """Finished jobs of one event loop, handed back in batches: one wake-up of the loop (a write to its self-pipe)
+    per batch instead of one per job. Under load several jobs finish while the loop is busy, and they share it."""
 
-    The wake-up is a write to an eventfd the loop watches, so the batch is settled while the loop handles I/O and the
-    awaiting tasks resume in the very next pass. Through `call_soon_threadsafe` it would be settled one pass later
-    and the tasks resumed in the pass after that: under load a pass reads and writes many bodies, and the extra one
-    was most of a request's time in the server (1 MB echo at 64 connections: p50 9-14 ms between the job's start
-    and its task resuming). Where there is no eventfd (not Linux), `call_soon_threadsafe` it is.
-    """
-
-    __slots__ = ("_drain_scheduled", "_items", "_on_settled", "_wake", "_wake_lock", "loop")
+    __slots__ = ("_drain_scheduled", "_items", "_on_settled", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, on_settled: Callable[[], None]) -> None:
         self.loop = loop
         self._items: collections.deque[tuple[_Settle, asyncio.Future[Any], Any]] = collections.deque()
         self._drain_scheduled = False
         self._on_settled = on_settled
-        # Held while the eventfd is written or closed: a thread must never write into a number the process has
-        # since given to another file.
-        self._wake_lock = threading.Lock()
-        self._wake = _watched_eventfd(loop, self._woken)
 
     def add(self, settle: _Settle, future: asyncio.Future[Any], value: Any) -> None:
         """On a run thread. Appending before reading the flag means a drain that has already cleared it either
@@ -52,30 +41,10 @@ class _Completions:
         self._items.append((settle, future, value))
         if not self._drain_scheduled:
             self._drain_scheduled = True
-            with self._wake_lock:
-                if self._wake is not None:
-                    os.eventfd_write(self._wake, 1)
-                    return
             try:
                 self.loop.call_soon_threadsafe(self._drain)
             except RuntimeError:
                 pass  # The loop has closed (shutdown while a run() was still going); nobody is waiting.
-
-    def close(self) -> None:
-        """On the loop, when the threads stop: later wake-ups go through `call_soon_threadsafe`."""
-        with self._wake_lock:
-            wake, self._wake = self._wake, None
-        if wake is not None:
-            if not self.loop.is_closed():
-                self.loop.remove_reader(wake)
-            os.close(wake)
-
-    def _woken(self) -> None:
-        try:
-            os.eventfd_read(self._wake)  # type: ignore[arg-type]  # only watched while open
-        except BlockingIOError:
-            pass  # a drain that was already running took the batch
-        self._drain()
 
     def _drain(self) -> None:
         self._drain_scheduled = False
@@ -84,19 +53,6 @@ class _Completions:
             settle, future, value = items.popleft()
             self._on_settled()
             settle(future, value)
-
-
-def _watched_eventfd(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> int | None:
-    make = getattr(os, "eventfd", None)
-    if make is None:
-        return None
-    fd: int = make(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-    try:
-        loop.add_reader(fd, callback)
-    except NotImplementedError:  # a loop that cannot watch file descriptors
-        os.close(fd)
-        return None
-    return fd
 
 
 _Job = tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...], asyncio.Future[Any], _Completions]
@@ -127,9 +83,6 @@ class RunThreads:
         for _ in self._threads:
             self._jobs.put(None)
         self._threads = []
-        if self._completions is not None:
-            self._completions.close()
-            self._completions = None
 
     def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Queue `fn(*args)` for a run thread; the returned future resolves on the calling event loop.
@@ -140,8 +93,6 @@ class RunThreads:
         future: asyncio.Future[T] = loop.create_future()
         completions = self._completions
         if completions is None or completions.loop is not loop:
-            if completions is not None:
-                completions.close()
             completions = self._completions = _Completions(loop, self._settled)
         self.outstanding += 1
         self._jobs.put((contextvars.copy_context(), fn, args, future, completions))
