@@ -87,9 +87,9 @@ class DrainingServer(uvicorn.Server):
         if sockets is None:
             sockets = [self.config.bind_socket()]
         for sock in sockets:
-            # uvicorn's bind_socket leaves listening to create_server; a socket gunicorn hands over already listens,
-            # and listening again only sets its backlog.
-            sock.listen(self.config.backlog)
+            # uvicorn's bind_socket leaves listening to create_server; a socket gunicorn hands over already listens.
+            if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                sock.listen(self.config.backlog)
         # uvicorn's start-up (the lifespan, init()) without listening.
         await super().startup(sockets=[])
         if not self.started:
