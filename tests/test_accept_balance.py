@@ -51,7 +51,7 @@ def test_connections_are_balanced_and_a_stopped_worker_is_not_waited_for(serve: 
     connections: list[socket.socket] = []
     stopped = None
     try:
-        owners = Counter()
+        owners: Counter[int] = Counter()
         for _ in range(8):
             connections.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
             owners[ask(connections[-1])] += 1
@@ -122,38 +122,59 @@ class _Kept(asyncio.Protocol):
         self.transport = transport
 
 
+class _OneOfTwo:
+    """In one process: a listener, this worker's acceptor (once `accept()` is called) and an idle other worker."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.shares = accept_balance.Shares()
+        mine, other = self.shares.claim(), self.shares.claim()
+        assert mine is not None and other is not None
+        self.mine, self.other = mine, other
+        self.shares.counts[other] = 0
+        self.held: list[_Kept] = []  # as uvicorn's set of open connections
+        self.clients: list[socket.socket] = []
+        self.acceptor: accept_balance.BalancedAcceptor | None = None
+
+    def connect(self, count: int) -> None:
+        self.clients += [socket.create_connection(self.listener.getsockname()) for _ in range(count)]
+
+    def accept(self) -> None:
+        self.acceptor = accept_balance.BalancedAcceptor(
+            self.listener, self._protocol, self.held, self.shares, self.mine
+        )
+
+    def _protocol(self) -> asyncio.Protocol:
+        self.held.append(_Kept())
+        return self.held[-1]
+
+    async def close(self) -> None:
+        if self.acceptor is not None:
+            self.acceptor.close()
+        for kept in self.held:
+            kept.transport.close()
+        for client in self.clients:
+            client.close()
+        self.listener.close()
+        await asyncio.sleep(0.01)  # the transports' closing callbacks
+
+
 def test_a_worker_takes_new_connections_up_to_the_slack_then_leaves_them(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(accept_balance, "ACCEPT_WAIT_S", 30.0)  # no fallback within the test
 
     async def scenario() -> list[int]:
-        listener = socket.create_server(("127.0.0.1", 0))
-        shares = accept_balance.Shares()
-        mine, other = shares.claim(), shares.claim()
-        assert mine is not None and other is not None
-        shares.counts[other] = 0
-        held: list[_Kept] = []  # as uvicorn's set of open connections
-
-        def protocol() -> asyncio.Protocol:
-            held.append(_Kept())
-            return held[-1]
-
-        acceptor = accept_balance.BalancedAcceptor(listener, protocol, held, shares, mine)
-        clients = [socket.create_connection(listener.getsockname()) for _ in range(SLACK + 3)]
+        pair = _OneOfTwo()
+        pair.accept()
+        pair.connect(SLACK + 3)
         taken = []
         try:
             for other_count in (0, SLACK + 1):
-                shares.counts[other] = other_count
+                pair.shares.counts[pair.other] = other_count
                 await asyncio.sleep(0.3)
-                taken.append(len(held))
+                taken.append(len(pair.held))
             return taken
         finally:
-            acceptor.close()
-            for kept in held:
-                kept.transport.close()
-            for client in clients:
-                client.close()
-            listener.close()
-            await asyncio.sleep(0.01)  # the transports' closing callbacks
+            await pair.close()
 
     # Level with an idle other worker, SLACK + 1 at once (until holding SLACK more); the rest once the other has
     # taken some.
@@ -166,30 +187,14 @@ def test_a_burst_is_split_into_shares_taken_at_once(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(accept_balance, "ACCEPT_WAIT_S", 30.0)
 
     async def scenario() -> tuple[int, int | None]:
-        listener = socket.create_server(("127.0.0.1", 0))
-        shares = accept_balance.Shares()
-        mine, other = shares.claim(), shares.claim()
-        assert mine is not None and other is not None
-        shares.counts[other] = 0
-        held: list[_Kept] = []
-
-        def protocol() -> asyncio.Protocol:
-            held.append(_Kept())
-            return held[-1]
-
-        clients = [socket.create_connection(listener.getsockname()) for _ in range(24)]
-        acceptor = accept_balance.BalancedAcceptor(listener, protocol, held, shares, mine)
+        pair = _OneOfTwo()
+        pair.connect(24)
+        pair.accept()
         try:
             await asyncio.sleep(0.3)
-            return len(held), accept_balance.waiting_connections(listener)
+            return len(pair.held), accept_balance.waiting_connections(pair.listener)
         finally:
-            acceptor.close()
-            for kept in held:
-                kept.transport.close()
-            for client in clients:
-                client.close()
-            listener.close()
-            await asyncio.sleep(0.01)
+            await pair.close()
 
     assert asyncio.run(scenario()) == (12, 12)
 
