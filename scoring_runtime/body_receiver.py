@@ -50,10 +50,11 @@ class BodyReceiver(asyncio.BufferedProtocol):
 
     __slots__ = ("_owner", "_parts", "_segment", "_filled", "_left", "_received")
 
-    def __init__(self, owner: BodyOwner, received: list[bytes], left: int) -> None:
+    def __init__(self, owner: BodyOwner, received: list[bytes], received_bytes: int, left: int) -> None:
+        """`received` are the pieces read with the head, `received_bytes` their length (the owner has counted it)."""
         self._owner = owner
         self._left = left
-        self._received = sum(map(len, received))
+        self._received = received_bytes
         total = self._received + left
         whole = unfilled_bytes(total) if total <= WHOLE_BYTES else None
         # `_segment` is a view into the last of `_parts` (or into the scratch buffer of an unwanted body); a view of

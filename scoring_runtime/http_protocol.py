@@ -89,10 +89,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if not self._awaiting_head:
             chunks = self._body_chunks
             if chunks is not None:
-                left = self._body_declared - sum(map(len, chunks))
+                got = sum(map(len, chunks))
+                left = self._body_declared - got
                 if left >= MIN_DIRECT_BYTES:
                     # The rest of a big body goes straight from the socket to its buffer (see body_receiver.py).
-                    self.transport.set_protocol(BodyReceiver(self, chunks, left))
+                    self.transport.set_protocol(BodyReceiver(self, chunks, got, left))
                     self._body_chunks = None
             return
         # The head is still incomplete, so this chunk was all head; unless the message began in it, when part of it

@@ -202,7 +202,7 @@ def _feed(receiver: BodyReceiver, data: bytes) -> None:
 def test_memory_follows_the_bytes_received_not_the_length_declared() -> None:
     owner = _Owner()
     declared = 50 * 1024 * 1024
-    receiver = BodyReceiver(owner, [b"abc"], declared - 3)
+    receiver = BodyReceiver(owner, [b"abc"], 3, declared - 3)
     assert len(receiver.get_buffer(-1)) <= SEGMENT_BYTES
     sent = random.Random(1).randbytes(5 * 1024 * 1024)
     _feed(receiver, sent)
@@ -214,7 +214,7 @@ def test_memory_follows_the_bytes_received_not_the_length_declared() -> None:
 
 def test_an_unwanted_body_is_read_over_one_buffer_and_dropped() -> None:
     owner = _Owner()
-    receiver = BodyReceiver(owner, [], 4 * 1024 * 1024)
+    receiver = BodyReceiver(owner, [], 0, 4 * 1024 * 1024)
     _feed(receiver, bytes(300_000))
     owner.wanted = False
     _feed(receiver, bytes(4 * 1024 * 1024 - 300_000))
@@ -233,7 +233,7 @@ def test_a_body_up_to_the_whole_size_is_read_into_the_object_handed_over(monkeyp
 
     monkeypatch.setattr(body_receiver, "unfilled_bytes", recording)
     owner = _Owner()
-    receiver = BodyReceiver(owner, [BODY[:10], BODY[10:300]], len(BODY) - 300)
+    receiver = BodyReceiver(owner, [BODY[:10], BODY[10:300]], 300, len(BODY) - 300)
     _feed(receiver, BODY[300:])
     assert owner.bodies == [BODY]
     assert owner.bodies[0] is made[0]
@@ -242,7 +242,7 @@ def test_a_body_up_to_the_whole_size_is_read_into_the_object_handed_over(monkeyp
 def test_without_unfilled_bytes_the_body_is_joined_from_its_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(body_receiver, "unfilled_bytes", lambda size: None)
     owner = _Owner()
-    receiver = BodyReceiver(owner, [BODY[:300]], len(BODY) - 300)
+    receiver = BodyReceiver(owner, [BODY[:300]], 300, len(BODY) - 300)
     assert len(receiver.get_buffer(-1)) == len(BODY) - 300
     _feed(receiver, BODY[300:])
     assert owner.bodies == [BODY]
@@ -250,5 +250,5 @@ def test_without_unfilled_bytes_the_body_is_joined_from_its_pieces(monkeypatch: 
 
 def test_a_body_over_the_whole_size_grows_with_what_arrives() -> None:
     owner = _Owner()
-    receiver = BodyReceiver(owner, [b"abc"], WHOLE_BYTES)
+    receiver = BodyReceiver(owner, [b"abc"], 3, WHOLE_BYTES)
     assert len(receiver.get_buffer(-1)) <= SEGMENT_BYTES
