@@ -5,7 +5,7 @@ the server would buffer all of it (a memory attack), or trickle a head one byte 
 (slowloris; uvicorn arms no timer before the first request of a connection). The subclass here keeps httptools,
 the fast parser, and adds SCORING_MAX_HEADER_BYTES (431) and SCORING_HEADER_TIMEOUT_S (408).
 
-The subclass also sends each response's head and the first piece of its body in one write (`_HeadWithBody`), and
+The subclass also sends each response's head and the first piece of its body in one write (`head_with_body.py`), and
 hands a body of declared length to the app whole, without uvicorn's copies (`on_body`); the rest of a big one is read
 past the parser, straight into its buffer (`body_receiver.py`).
 
@@ -28,6 +28,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from scoring_runtime.body_receiver import MIN_DIRECT_BYTES, BodyReceiver
 from scoring_runtime.config import Settings
+from scoring_runtime.head_with_body import HeadWithBody
 
 logger = logging.getLogger("scoring_runtime")
 
@@ -128,7 +129,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             raise _HeadTooLarge()
         super().on_headers_complete()
         if self.cycle is not None and self.cycle.scope is self.scope:
-            self.cycle.transport = _HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
+            self.cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
             declared = int(length) if length.isdigit() else 0
             self._body_chunks = [] if 0 < declared <= self.max_body_bytes else None
             self._body_declared = declared
@@ -235,53 +236,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.loop.call_later(LINGER_S, self.transport.close)
         else:
             self.transport.close()
-
-
-class _HeadWithBody:
-    """The transport as one response cycle sees it: the cycle's first write (the response head) is held back until
-    its second (the body, or its first chunk), and both leave in one system call.
-
-    uvicorn writes the head and the body separately, so a small answer costs two sends and two TCP segments, each
-    processed on both ends. A held write goes out on its own at the end of the loop pass if nothing follows it in
-    that pass (a streamed response whose first chunk is not ready yet, a `100 Continue`), and before a close.
-    """
-
-    __slots__ = ("_transport", "_loop", "_held", "_first")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._held: bytes | None = None
-        self._first = True
-
-    def write(self, data: bytes) -> None:
-        if self._first:
-            self._first = False
-            self._held = data
-            self._loop.call_soon(self._release)
-            return
-        held = self._held
-        if held is None:
-            self._transport.write(data)
-        elif data:
-            self._held = None
-            self._transport.writelines((held, data))
-        # An empty body leaves the head held for the end of the pass: CPython 3.12.0-3.12.1's writelines() keeps an
-        # empty piece in its buffer for good, and close() then waits on it forever.
-
-    def _release(self) -> None:
-        held = self._held
-        if held is not None:
-            self._held = None
-            if not self._transport.is_closing():
-                self._transport.write(held)
-
-    def is_closing(self) -> bool:
-        return self._transport.is_closing()
-
-    def close(self) -> None:
-        self._release()
-        self._transport.close()
 
 
 def _new_parser(protocol: HttpToolsProtocol) -> httptools.HttpRequestParser:

@@ -20,7 +20,7 @@ import pytest
 
 from scoring_runtime import access_log, log
 from scoring_runtime.access_log import AccessLog
-from scoring_runtime.http_protocol import _HeadWithBody
+from scoring_runtime.head_with_body import HeadWithBody
 from scoring_runtime.request_context import new_request_id
 from scoring_runtime.runner import RunThreads
 from tests.conftest import ServerFactory
@@ -173,7 +173,7 @@ def test_a_response_head_leaves_with_its_body_in_one_write() -> None:
         cases = ([b"head", b"body", b"more"], False), ([b"head"], False), ([b"head"], True), ([b"head", b""], False)
         for writes, close in cases:
             transport = _Transport()
-            cycle_view = _HeadWithBody(transport, loop)  # type: ignore[arg-type]
+            cycle_view = HeadWithBody(transport, loop)  # type: ignore[arg-type]
             for data in writes:
                 cycle_view.write(data)
             if close:
