@@ -5,7 +5,8 @@ event loop's read buffer into a new bytes object, out of that into the piece htt
 the joined whole. While a big body arrives, the connection's protocol is swapped for a `BodyReceiver` (an asyncio
 BufferedProtocol, which uvloop and asyncio both support), which has the socket read into the body itself: a bytes
 object of the declared length, created unfilled (`unfilled_bytes.py`) and handed over once the last byte is in. The
-kernel's copy is then the only one for all but the part read with the head.
+kernel's copy is then the only one for all but the part read with the head, which is copied once (the read buffer
+is shared, see `shared_read.py`, and the parser is given the head alone).
 
 Memory follows what arrives, not what is declared: until bytes are written into it, the unfilled object takes no
 memory the process did not already hold (new pages of the heap, or of a mapping, are only address space). A body
@@ -15,9 +16,10 @@ bytes received (the first holds at most SEGMENT_BYTES), joined at the end.
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Sequence
 from typing import Protocol
 
+from scoring_runtime.shared_read import ConnectionOwner, StandIn
 from scoring_runtime.unfilled_bytes import unfilled_bytes
 
 # Below this many body bytes still to come, the swap is not worth its cost.
@@ -28,31 +30,26 @@ SEGMENT_BYTES = 1024 * 1024
 WHOLE_BYTES = 32 * 1024 * 1024
 
 
-class BodyOwner(Protocol):
-    """The HTTP protocol a receiver stands in for, and gives the connection's events back to."""
+class BodyOwner(ConnectionOwner, Protocol):
+    """The HTTP protocol a receiver stands in for, and gives the connection back to."""
 
     def body_wanted(self) -> bool: ...
 
     def body_received(self, body: bytes) -> None: ...
 
-    def connection_lost(self, exc: Exception | None) -> None: ...
 
-    def eof_received(self) -> bool | None: ...
-
-    def pause_writing(self) -> None: ...
-
-    def resume_writing(self) -> None: ...
-
-
-class BodyReceiver(asyncio.BufferedProtocol):
+class BodyReceiver(StandIn[BodyOwner]):
     """Stands in as the connection's protocol until exactly `left` more bytes have arrived (never more: the bytes
     after them belong to the next request, which the owner's parser must see)."""
 
-    __slots__ = ("_owner", "_parts", "_segment", "_filled", "_left", "_received")
+    __slots__ = ("_parts", "_segment", "_filled", "_left", "_received")
 
-    def __init__(self, owner: BodyOwner, received: list[bytes], received_bytes: int, left: int) -> None:
-        """`received` are the pieces read with the head, `received_bytes` their length (the owner has counted it)."""
-        self._owner = owner
+    def __init__(
+        self, owner: BodyOwner, received: Sequence[bytes | memoryview], received_bytes: int, left: int
+    ) -> None:
+        """`received` are the pieces read with the head, `received_bytes` their length (the owner has counted it).
+        They are copied, or kept as bytes, before this returns: a view may be of a buffer that is read into again."""
+        super().__init__(owner)
         self._left = left
         self._received = received_bytes
         total = self._received + left
@@ -62,7 +59,7 @@ class BodyReceiver(asyncio.BufferedProtocol):
         self._parts: list[bytes | bytearray]
         self._segment: memoryview | None
         if whole is None:
-            self._parts, self._segment, self._filled = list(received), None, 0
+            self._parts, self._segment, self._filled = [bytes(piece) for piece in received], None, 0
         else:
             body, view = whole
             filled = 0
@@ -99,15 +96,3 @@ class BodyReceiver(asyncio.BufferedProtocol):
             # bytes() of a bytes object is that object: a body made whole at once is handed over as it is.
             body = b"".join(parts) if len(parts) != 1 else bytes(parts[0])
             self._owner.body_received(body)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._owner.connection_lost(exc)
-
-    def eof_received(self) -> bool | None:
-        return self._owner.eof_received()
-
-    def pause_writing(self) -> None:
-        self._owner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._owner.resume_writing()

@@ -17,7 +17,7 @@ from uvicorn.server import ServerState
 from scoring_runtime import body_receiver
 from scoring_runtime.body_receiver import MIN_DIRECT_BYTES, SEGMENT_BYTES, WHOLE_BYTES, BodyReceiver
 from scoring_runtime.config import load_settings
-from scoring_runtime.http_protocol import protocol_class
+from scoring_runtime.http_protocol import SPLIT_FROM_BYTES, BoundedHttpToolsProtocol, protocol_class
 from scoring_runtime.unfilled_bytes import unfilled_bytes
 
 BODY = random.Random(5).randbytes(1024 * 1024 + 3)
@@ -252,3 +252,89 @@ def test_a_body_over_the_whole_size_grows_with_what_arrives() -> None:
     owner = _Owner()
     receiver = BodyReceiver(owner, [b"abc"], 3, WHOLE_BYTES)
     assert len(receiver.get_buffer(-1)) <= SEGMENT_BYTES
+
+
+def _count_parsed_body_bytes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The body bytes httptools hands over (each piece a copy), counted across all connections."""
+    parsed = [0]
+    on_body = BoundedHttpToolsProtocol.on_body
+
+    def counting(self: BoundedHttpToolsProtocol, body: bytes) -> None:
+        parsed[0] += len(body)
+        on_body(self, body)
+
+    monkeypatch.setattr(BoundedHttpToolsProtocol, "on_body", counting)
+    return parsed
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_a_big_body_read_with_its_head_is_not_copied_by_the_parser(
+    loop_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The head and the first 100 kB of the body arrive in one read: the head alone goes through the parser, and the
+    # body's first piece is copied once, into the body's buffer. A body that ends in the read goes through it.
+    parsed = _count_parsed_body_bytes(monkeypatch)
+    small = BODY[: 3 * SPLIT_FROM_BYTES]
+
+    async def talk(port: int) -> list[object]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = _request("/a", BODY)
+        writer.write(request[: len(request) - len(BODY) + 100_000])
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(request[len(request) - len(BODY) + 100_000 :])
+        answers: list[object] = [await _response(reader), parsed[0]]
+        writer.write(_request("/b", small))
+        answers += [await _response(reader), parsed[0]]
+        writer.close()
+        await writer.wait_closed()
+        return answers
+
+    assert _serve_and_talk(loop_name, tmp_path, talk) == [(200, 1, BODY), 0, (200, 1, small), len(small)]
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_the_first_piece_of_a_body_outlives_the_shared_read_buffer(
+    loop_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without unfilled bytes the body is kept as pieces; its first piece was read into the buffer all connections
+    # share, which another connection's request then overwrites before the body is complete.
+    monkeypatch.setattr(body_receiver, "unfilled_bytes", lambda size: None)
+    other = bytes(200_000)
+
+    async def talk(port: int) -> list[tuple[int, int, bytes]]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader2, writer2 = await asyncio.open_connection("127.0.0.1", port)
+        request = _request("/a", BODY)
+        writer.write(request[: len(request) - len(BODY) + 100_000])
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer2.write(_request("/b", other))
+        answers = [await _response(reader2)]
+        writer.write(request[len(request) - len(BODY) + 100_000 :])
+        answers.append(await _response(reader))
+        for w in (writer, writer2):
+            w.close()
+            await w.wait_closed()
+        return answers
+
+    assert _serve_and_talk(loop_name, tmp_path, talk) == [(200, 1, other), (200, 1, BODY)]
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_what_follows_an_upgrade_head_in_the_same_read_is_dropped_as_before(loop_name: str, tmp_path: Path) -> None:
+    # httptools stops at the head of an upgrade request (no websockets here: uvicorn answers it as plain HTTP) and
+    # the rest of that read is not parsed; the connection then serves the next request.
+    head = b"GET /up HTTP/1.1\r\nhost: t\r\nupgrade: something\r\nconnection: upgrade\r\n\r\n"
+
+    async def talk(port: int) -> list[tuple[int, int, bytes]]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(head + b"not http " * (SPLIT_FROM_BYTES // 4))
+        answers = [await _response(reader)]
+        writer.write(_request("/a", b"after"))
+        answers.append(await _response(reader))
+        writer.close()
+        await writer.wait_closed()
+        return answers
+
+    assert _serve_and_talk(loop_name, tmp_path, talk) == [(200, 1, b""), (200, 1, b"after")]
