@@ -128,7 +128,7 @@ class BalancedAcceptor:
             if shares is not None:
                 shares.counts[self._slot] = mine
                 others = shares.others(self._slot)
-                if others is not None and not _my_turn(mine, others, waiting_connections(self._sock)):
+                if others is not None and not _my_turn(mine, others, self._sock):
                     now = self._loop.time()
                     if self._waiting_since is None:
                         self._waiting_since = now
@@ -189,11 +189,12 @@ class BalancedAcceptor:
         pass
 
 
-def _my_turn(mine: int, others: tuple[int, int, int], waiting: int | None) -> bool:
+def _my_turn(mine: int, others: tuple[int, int, int], sock: socket.socket) -> bool:
     least, held, live = others
     if mine <= least + SLACK:
-        return True
+        return True  # without asking the kernel: most accepts end here
     # Below an even split of every connection there is, held or waiting.
+    waiting = waiting_connections(sock)
     return waiting is not None and mine * (live + 1) < mine + held + waiting
 
 
