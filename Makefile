@@ -38,7 +38,7 @@ typecheck: install-dev
 test: lint typecheck
 	$(BIN)/pytest -n 2
 
-# The side-by-side benchmark (benchmarks/bench.py, about 25 minutes), then benchmarks/RESULTS.md and its chart.
+# The side-by-side benchmark (benchmarks/bench.py, about 30 minutes), then benchmarks/RESULTS.md and its chart.
 # wrk comes from Debian's package: installed here when running as root, otherwise named. Smoke run:
 # make bench BENCH_ARGS=--quick BENCH_REPORT_DIR=benchmarks/results
 BENCH_ARGS ?=

@@ -1,10 +1,10 @@
 """Side-by-side throughput, latency, CPU and memory of scoring_runtime, the reference azmlinfsrv and a bare floor.
 
 Usage: python benchmarks/bench.py [--duration 3] [--rounds 3] [--warmup 1] [--quick] [--scenarios a,b]
-       [--servers floor,scoring_runtime:1,reference] [--concurrency 1,8,64] [--out results/<UTC time>.jsonl]
+       [--servers wire,floor,scoring_runtime:1,reference] [--concurrency 1,8,64] [--out results/<UTC time>.jsonl]
 
-For every scenario (bench_scenarios.py) and server (floor_app.py's floor, scoring_runtime and the reference with 1
-and 2 workers), every server pinned to core 1 and wrk to core 0:
+For every scenario (bench_scenarios.py) and server (wire_app.py's bare sockets, floor_app.py's floor, scoring_runtime
+and the reference with 1 and 2 workers), every server pinned to core 1 and wrk to core 0:
 1. alone, one server at a time: spawn, time the first 200 on `GET /` (cold start) and on the scenario's POST, check
    that answer against the floor's, read the idle PSS, load it at the highest concurrency, read the PSS again;
 2. all servers up at once: for each concurrency, a warm-up of each, then `--rounds` timed wrk runs of each in

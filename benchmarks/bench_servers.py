@@ -34,7 +34,7 @@ SETTING_PREFIXES = ("AZUREML_", "AML_", "SCORING_", "WORKER_", "SERVICE_", "SEPE
 
 @dataclass(frozen=True)
 class ServerKind:
-    name: str  # scoring_runtime, reference or floor
+    name: str  # scoring_runtime, reference, floor or wire
     workers: int
 
     @property
@@ -43,6 +43,7 @@ class ServerKind:
 
 
 ALL_SERVERS = [
+    ServerKind("wire", 1),
     ServerKind("floor", 1),
     ServerKind("scoring_runtime", 1),
     ServerKind("scoring_runtime", 2),
@@ -98,8 +99,9 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def server_command(kind: ServerKind, scenario: Scenario, port: int, ref_python: Path | None) -> list[str]:
     model = ["--model_dir", str(scenario.model_dir)] if scenario.model_dir else []
-    if kind.name == "floor":
-        return [sys.executable, str(HERE / "floor_app.py"), "--scenario", scenario.name, "--port", str(port), *model]
+    if kind.name in ("floor", "wire"):
+        app = HERE / f"{kind.name}_app.py"
+        return [sys.executable, str(app), "--scenario", scenario.name, "--port", str(port), *model]
     if kind.name == "scoring_runtime":
         command = [sys.executable, "-m", "scoring_runtime", "--entry_script", str(scenario.script), *model]
         return [*command, "--host", "127.0.0.1", "--port", str(port), "--worker_count", str(kind.workers)]

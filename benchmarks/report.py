@@ -24,6 +24,7 @@ Key = tuple[str, str, int, int]  # scenario, server, workers, concurrency
 OURS = "scoring_runtime"
 CHART = "results-chart.png"
 COLORS = {
+    "wire w1": "tab:green",
     "floor w1": "tab:gray",
     "scoring_runtime w1": "tab:blue",
     "scoring_runtime w2": "tab:cyan",
@@ -53,7 +54,7 @@ def scenarios(rows: dict[Key, Row]) -> list[str]:
 
 
 def servers(rows: dict[Key, Row], scenario: str) -> list[tuple[str, int]]:
-    order = {"floor": 0, OURS: 1, "reference": 2}
+    order = {"wire": 0, "floor": 1, OURS: 2, "reference": 3}
     return sorted({(k[1], k[2]) for k in rows if k[0] == scenario}, key=lambda s: (order.get(s[0], 9), s[1]))
 
 
@@ -65,14 +66,15 @@ def value(rows: dict[Key, Row], key: Key, field: str) -> float | None:
 
 
 def cell(rows: dict[Key, Row], key: Key, field: str, fmt: str) -> str:
-    """The value, then its ratio to the reference (same workers) for our rows and to the floor for all but the floor."""
+    """The value, then its ratio to the reference (same workers) for our rows and the wire's, and to the floor for all
+    but the floor."""
     ours = value(rows, key, field)
     if ours is None:
         return "n/a"
     text = fmt.format(ours)
     scenario, server, workers, concurrency = key
     ratios = []
-    if server == OURS:
+    if server in (OURS, "wire"):
         ratios.append(f"{times(ratio(ours, value(rows, (scenario, 'reference', workers, concurrency), field)))} ref")
     if server != "floor":
         ratios.append(f"{times(ratio(ours, value(rows, (scenario, 'floor', 1, concurrency), field)))} floor")
@@ -157,6 +159,8 @@ def targets(rows: dict[Key, Row]) -> list[str]:
         if k[3] == 64 and k[0] not in capped
     )
     p99_text = "n/a" if p99 is None else f"worst {times(p99[1])} ({p99[0]})"
+    if p99 is not None and p99[1] > 0.2:
+        p99_text += wire_p99(rows, p99[0])
     if capped:
         p99_text += f"; left out, the reference's p99 reaching the run's length: {', '.join(sorted(capped))}"
     lines.append(
@@ -191,6 +195,21 @@ def targets(rows: dict[Key, Row]) -> list[str]:
     return lines
 
 
+def wire_p99(rows: dict[Key, Row], cell: str) -> str:
+    """Where our worst p99 cell fails: the bare-socket server's own p99 there, as a share of the same reference's.
+
+    A server that does next to nothing and still measures far above a fifth of the reference's shows that the
+    cell's latency is set by the client and the machine, not by the work a server does.
+    """
+    scenario, workers = cell.rsplit(" w", 1)
+    reference = value(rows, (scenario, "reference", int(workers), 64), "p99_ms")
+    wire = value(rows, (scenario, "wire", 1, 64), "p99_ms")
+    if wire is None or not reference:
+        return ""
+    share = times(wire / reference)
+    return f"; in that cell the bare-socket wire server's p99 is {wire:.1f} ms, {share} the reference's"
+
+
 def chart(rows: dict[Key, Row], path: Path) -> None:
     import matplotlib
 
@@ -205,7 +224,7 @@ def chart(rows: dict[Key, Row], path: Path) -> None:
             for server, workers in servers(rows, scenario):
                 points = sorted((k[3], r[field]) for k, r in rows.items() if k[:3] == (scenario, server, workers))
                 label = f"{server} w{workers}"
-                style = "--" if server == "floor" else ":" if server == "reference" else "-"
+                style = {"floor": "--", "wire": "-.", "reference": ":"}.get(server, "-")
                 axis.plot(
                     [p[0] for p in points],
                     [p[1] for p in points],
@@ -244,11 +263,14 @@ def render(rows: dict[Key, Row]) -> str:
         "Every server (its whole process tree) runs on core 1 and wrk on core 0, on 127.0.0.1, with default "
         "settings (access log on). In each cell, `(Nx ref, Nx floor)` is the value divided by the reference's at "
         "the same worker count and by the floor's. The floor (`floor_app.py`) is bare Starlette on uvicorn doing "
-        "each scenario's work inline, without an access log. CPU per request is the server tree's user+system time "
-        "over the requests answered. PSS is summed over the tree, idle after one request and again after load, with "
-        "no other server running. Cold start is spawn to the first 200 on `GET /` (`first_score_s` in the data: to "
-        "the first scored answer). Each run starts once the server has finished what the previous run left queued "
-        "(`idle_wait_s`); a run's latencies cannot exceed its length, so p99s near it are lower bounds.",
+        "each scenario's work inline, without an access log. The wire (`wire_app.py`) is lower still: HTTP/1.1 "
+        "parsed by hand over plain sockets in one epoll loop, the same work inline, no framework; what wrk "
+        "measures against it is mostly the client's and the kernel's own cost. CPU per request is the server "
+        "tree's user+system time over the requests answered. PSS is summed over the tree, idle after one request "
+        "and again after load, with no other server running. Cold start is spawn to the first 200 on `GET /` "
+        "(`first_score_s` in the data: to the first scored answer). Each run starts once the server has finished "
+        "what the previous run left queued (`idle_wait_s`); a run's latencies cannot exceed its length, so p99s "
+        "near it are lower bounds.",
         "",
         "Ratios, not absolute numbers, are what to compare: the machine is shared. In the median run other "
         f"processes (user, system and steal time, not interrupts) took {other:.0%} of the server's core and "

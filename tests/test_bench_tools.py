@@ -53,9 +53,9 @@ def row(server: str, workers: int, concurrency: int, rps: float, **extra: Any) -
         "p99_ms": 1000 / rps,
         "cpu_us_per_request": 1e6 / rps,
         "errors_all_rounds": 0,
-        "log_bytes_per_request": 0.0 if server == "floor" else 90.0,
+        "log_bytes_per_request": 0.0 if server in ("floor", "wire") else 90.0,
         "core_other_busy": 0.1,
-        "idle_pss_mib": {"floor": 60.0, "scoring_runtime": 40.0, "reference": 80.0}[server],
+        "idle_pss_mib": {"floor": 60.0, "scoring_runtime": 40.0, "reference": 80.0, "wire": 30.0}[server],
         "after_load_pss_mib": 90.0,
         "cold_start_s": 0.4,
         "body_bytes": 80,
@@ -93,3 +93,25 @@ def test_report_renders_ratios_and_verdicts(tmp_path: Path) -> None:
     # one table row per server, with our req/s against the reference's and the floor's
     assert "| scoring_runtime w1 | 12,000 (6.00x ref, 0.60x floor) |" in text
     assert "| floor w1 | 20,000 | 20,000 | 20,000 |" in text
+
+
+def test_a_failing_p99_cell_is_shown_beside_the_wire_servers_p99_in_the_same_cell(tmp_path: Path) -> None:
+    rows = []
+    for concurrency in (1, 8, 64):
+        rows.append(row("floor", 1, concurrency, 1000.0, scenario="raw_1mb"))
+        rows.append(row("reference", 1, concurrency, 250.0, scenario="raw_1mb", p99_ms=300.0))
+        rows.append(row("reference", 2, concurrency, 260.0, scenario="raw_1mb", p99_ms=280.0))
+        rows.append(row("scoring_runtime", 1, concurrency, 1400.0, scenario="raw_1mb", p99_ms=66.0))
+        rows.append(row("scoring_runtime", 2, concurrency, 1300.0, scenario="raw_1mb", p99_ms=70.0))
+        rows.append(row("wire", 1, concurrency, 1200.0, scenario="raw_1mb", p99_ms=140.0))
+    source = tmp_path / "run.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report.main([str(source), "--out-dir", str(tmp_path), "--no-chart"])
+    text = (tmp_path / "RESULTS.md").read_text()
+    # the worst cell is 2 workers (70 / 280 = 0.25); the wire server's 140 ms is set against that cell's reference
+    assert (
+        "| worst 0.25x (raw_1mb w2); in that cell the bare-socket wire server's p99 is 140.0 ms, 0.50x the "
+        "reference's | **FAIL** |"
+    ) in text
+    # the wire's row comes before the floor's and carries its ratio to the reference too
+    assert text.index("| wire w1 | 1,200 (4.80x ref, 1.20x floor) |") < text.index("| floor w1 |")
