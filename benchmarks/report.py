@@ -264,13 +264,13 @@ def render(rows: dict[Key, Row]) -> str:
         "settings (access log on). In each cell, `(Nx ref, Nx floor)` is the value divided by the reference's at "
         "the same worker count and by the floor's. The floor (`floor_app.py`) is bare Starlette on uvicorn doing "
         "each scenario's work inline, without an access log. The wire (`wire_app.py`) is lower still: HTTP/1.1 "
-        "parsed by hand over plain sockets in one epoll loop, the same work inline, no framework; what wrk "
-        "measures against it is mostly the client's and the kernel's own cost. CPU per request is the server "
-        "tree's user+system time over the requests answered. PSS is summed over the tree, idle after one request "
-        "and again after load, with no other server running. Cold start is spawn to the first 200 on `GET /` "
-        "(`first_score_s` in the data: to the first scored answer). Each run starts once the server has finished "
-        "what the previous run left queued (`idle_wait_s`); a run's latencies cannot exceed its length, so p99s "
-        "near it are lower bounds.",
+        "parsed by hand over plain sockets in one epoll loop, the same work inline, no framework: what wrk "
+        "measures against it is the scenario's work and the client's and kernel's cost, with no server machinery "
+        "between them. CPU per request is the server tree's user+system time over the requests answered. PSS is "
+        "summed over the tree, idle after one request and again after load, with no other server running. Cold "
+        "start is spawn to the first 200 on `GET /` (`first_score_s` in the data: to the first scored answer). "
+        "Each run starts once the server has finished what the previous run left queued (`idle_wait_s`); a run's "
+        "latencies cannot exceed its length, so p99s near it are lower bounds.",
         "",
         "Ratios, not absolute numbers, are what to compare: the machine is shared. In the median run other "
         f"processes (user, system and steal time, not interrupts) took {other:.0%} of the server's core and "
