@@ -64,12 +64,17 @@ def create_app(scenario: str, model_dir: Path | None) -> Starlette:
     return Starlette(routes=[Route("/", healthy), Route("/score", score, methods=["POST"])])
 
 
-def main(argv: Any = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def scenario_args(argv: Any, description: str) -> argparse.Namespace:
+    """The command line the harness gives every server of its own: --scenario, --port and --model_dir."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--scenario", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--model_dir", type=Path)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: Any = None) -> None:
+    args = scenario_args(argv, __doc__.splitlines()[0])
     app = create_app(args.scenario, args.model_dir)
     uvicorn.run(
         app, host="127.0.0.1", port=args.port, loop="uvloop", http="httptools", access_log=False, log_level="warning"

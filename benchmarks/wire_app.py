@@ -12,14 +12,13 @@ benchmark, not a web server: no chunked bodies, no limits, 127.0.0.1 only.
 
 from __future__ import annotations
 
-import argparse
 import selectors
 import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from floor_app import make_work
+from floor_app import make_work, scenario_args
 
 READ_BYTES = 1 << 16
 REASONS = {200: "OK", 404: "Not Found", 500: "Internal Server Error"}
@@ -156,11 +155,7 @@ def _accept(listener: socket.socket, selector: selectors.BaseSelector, app: Call
 
 
 def main(argv: Any = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--model_dir", type=Path)
-    args = parser.parse_args(argv)
+    args = scenario_args(argv, __doc__.splitlines()[0])
     serve(args.port, make_app(args.scenario, args.model_dir))
 
 
