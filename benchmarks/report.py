@@ -198,8 +198,8 @@ def targets(rows: dict[Key, Row]) -> list[str]:
 def wire_p99(rows: dict[Key, Row], cell: str) -> str:
     """Where our worst p99 cell fails: the bare-socket server's own p99 there, as a share of the same reference's.
 
-    A server that does next to nothing and still measures far above a fifth of the reference's shows that the
-    cell's latency is set by the client and the machine, not by the work a server does.
+    A server that spends far less CPU per request and still measures far above a fifth of the reference's shows that
+    the cell's latency is not set by how much work a server does.
     """
     scenario, workers = cell.rsplit(" w", 1)
     reference = value(rows, (scenario, "reference", int(workers), 64), "p99_ms")
@@ -266,11 +266,11 @@ def render(rows: dict[Key, Row]) -> str:
         "each scenario's work inline, without an access log. The wire (`wire_app.py`) is lower still: HTTP/1.1 "
         "parsed by hand over plain sockets in one epoll loop, the same work inline, no framework: what wrk "
         "measures against it is the scenario's work and the client's and kernel's cost, with no server machinery "
-        "between them. CPU per request is the server tree's user+system time over the requests answered. PSS is "
-        "summed over the tree, idle after one request and again after load, with no other server running. Cold "
-        "start is spawn to the first 200 on `GET /` (`first_score_s` in the data: to the first scored answer). "
-        "Each run starts once the server has finished what the previous run left queued (`idle_wait_s`); a run's "
-        "latencies cannot exceed its length, so p99s near it are lower bounds.",
+        "in between (its own answering order aside). CPU per request is the server tree's user+system time over "
+        "the requests answered. PSS is summed over the tree, idle after one request and again after load, with no "
+        "other server running. Cold start is spawn to the first 200 on `GET /` (`first_score_s` in the data: to "
+        "the first scored answer). Each run starts once the server has finished what the previous run left queued "
+        "(`idle_wait_s`); a run's latencies cannot exceed its length, so p99s near it are lower bounds.",
         "",
         "Ratios, not absolute numbers, are what to compare: the machine is shared. In the median run other "
         f"processes (user, system and steal time, not interrupts) took {other:.0%} of the server's core and "

@@ -4,10 +4,10 @@ Usage: python benchmarks/wire_app.py --scenario raw_1mb --port 8000 [--model_dir
 
 The floor shows what Starlette on uvicorn costs; this server shows what is left when the server costs next to
 nothing. It reads the request line and Content-Length only, reads each body straight into a buffer of its size and
-writes each answer with one sendmsg, from a single epoll loop. Whatever latency wrk still measures against it comes
-from the scenario's work, wrk, the kernel and the shared machine, not from server machinery: where a scenario's work
-is light and its p99 is still high, that cell's latency is the client's and the machine's. It is a probe for the
-benchmark, not a web server: no chunked bodies, no limits, 127.0.0.1 only.
+writes each answer with one sendmsg, from a single epoll loop. Where a scenario's work is light and its p99 is still
+high, what sets that cell's latency is not how much CPU a server spends per request but the client, the kernel and
+the order in which a server answers. It is a probe for the benchmark, not a web server: no chunked bodies, no limits,
+127.0.0.1 only.
 """
 
 from __future__ import annotations
