@@ -153,14 +153,14 @@ def targets(rows: dict[Key, Row]) -> list[str]:
     # A run's latencies cannot exceed its length: where the reference's p99 reaches it, there is nothing to compare.
     capped = {k[0] for k, r in rows.items() if r["server"] == "reference" and k[3] == 64
               and (value(rows, k, "p99_ms") or 0) >= 0.9 * r["settings"]["duration_s"] * 1000}  # fmt: skip
+    cells = {f"{k[0]} w{k[2]}": k for k in ours if k[3] == 64 and k[0] not in capped}
     p99 = worst(
-        (f"{k[0]} w{k[2]}", ratio(value(rows, k, "p99_ms"), value(rows, (k[0], "reference", k[2], 64), "p99_ms")))
-        for k, r in ours.items()
-        if k[3] == 64 and k[0] not in capped
+        (label, ratio(value(rows, k, "p99_ms"), value(rows, (k[0], "reference", k[2], 64), "p99_ms")))
+        for label, k in cells.items()
     )
     p99_text = "n/a" if p99 is None else f"worst {times(p99[1])} ({p99[0]})"
     if p99 is not None and p99[1] > 0.2:
-        p99_text += wire_p99(rows, p99[0])
+        p99_text += wire_p99(rows, cells[p99[0]])
     if capped:
         p99_text += f"; left out, the reference's p99 reaching the run's length: {', '.join(sorted(capped))}"
     lines.append(
@@ -195,15 +195,15 @@ def targets(rows: dict[Key, Row]) -> list[str]:
     return lines
 
 
-def wire_p99(rows: dict[Key, Row], cell: str) -> str:
+def wire_p99(rows: dict[Key, Row], cell: Key) -> str:
     """Where our worst p99 cell fails: the bare-socket server's own p99 there, as a share of the same reference's.
 
     A server that spends far less CPU per request and still measures far above a fifth of the reference's shows that
     the cell's latency is not set by how much work a server does.
     """
-    scenario, workers = cell.rsplit(" w", 1)
-    reference = value(rows, (scenario, "reference", int(workers), 64), "p99_ms")
-    wire = value(rows, (scenario, "wire", 1, 64), "p99_ms")
+    scenario, _, workers, concurrency = cell
+    reference = value(rows, (scenario, "reference", workers, concurrency), "p99_ms")
+    wire = value(rows, (scenario, "wire", 1, concurrency), "p99_ms")
     if wire is None or not reference:
         return ""
     share = times(wire / reference)

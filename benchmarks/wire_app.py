@@ -51,18 +51,17 @@ class Connection:
     def serve_ready(self) -> None:
         """Answer every whole request received so far, until an answer cannot be written at once."""
         while not self.unsent:
-            if self.head is None and not self.parse_head():
+            head = self.head or self.parse_head()
+            if head is None or self.filled < len(self.body):
                 return
-            if self.filled < len(self.body):
-                return
-            method, path = self.head or ("", "")
             self.head = None
-            self.send(*self.app(method, path, self.body))
+            self.send(*self.app(*head, self.body))
 
-    def parse_head(self) -> bool:
+    def parse_head(self) -> tuple[str, str] | None:
+        """The method and path of the next request once its head is in; its body is then read into `self.body`."""
         end = self.pending.find(b"\r\n\r\n")
         if end < 0:
-            return False
+            return None
         lines = bytes(self.pending[:end]).decode("latin-1").split("\r\n")
         method, path, _ = lines[0].split(" ", 2)
         length = 0
@@ -76,7 +75,7 @@ class Connection:
         self.body[: self.filled] = self.pending[start : start + self.filled]
         del self.pending[: start + self.filled]
         self.head = (method, path)
-        return True
+        return self.head
 
     def send(self, status: int, media_type: str, answer: bytes | bytearray) -> None:
         head = f"HTTP/1.1 {status} {REASONS[status]}\r\ncontent-type: {media_type}\r\n"
