@@ -2,11 +2,11 @@
 
 Read the usual way, every byte of a body is copied three times in user space before the app sees it: out of the
 event loop's read buffer into a new bytes object, out of that into the piece httptools hands to `on_body`, and into
-the joined whole. While a big body arrives, the connection's protocol is swapped for a `BodyReceiver` (an asyncio
-BufferedProtocol, which uvloop and asyncio both support), which has the socket read into the body itself: a bytes
-object of the declared length, created unfilled (`unfilled_bytes.py`) and handed over once the last byte is in. The
-kernel's copy is then the only one for all but the part read with the head, which is copied once (the read buffer
-is shared, see `shared_read.py`, and the parser is given the head alone).
+the joined whole. While a big body arrives, the connection's reads go to a `BodyReceiver` (through the connection's
+`SharedReader`, an asyncio BufferedProtocol, which uvloop and asyncio both support), which has the socket read into
+the body itself: a bytes object of the declared length, created unfilled (`unfilled_bytes.py`) and handed over once
+the last byte is in. The kernel's copy is then the only one for all but the part read with the head, which is copied
+once (the read buffer is shared, see `shared_read.py`, and the parser is given the head alone).
 
 Memory follows what arrives, not what is declared: until bytes are written into it, the unfilled object takes no
 memory the process did not already hold (new pages of the heap, or of a mapping, are only address space). A body
@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from scoring_runtime.shared_read import ConnectionOwner, StandIn
 from scoring_runtime.unfilled_bytes import unfilled_bytes
 
 # Below this many body bytes still to come, the swap is not worth its cost.
@@ -30,26 +29,26 @@ SEGMENT_BYTES = 1024 * 1024
 WHOLE_BYTES = 32 * 1024 * 1024
 
 
-class BodyOwner(ConnectionOwner, Protocol):
-    """The HTTP protocol a receiver stands in for, and gives the connection back to."""
+class BodyOwner(Protocol):
+    """The HTTP protocol a receiver reads a body for, and gives the connection's reads back to."""
 
     def body_wanted(self) -> bool: ...
 
     def body_received(self, body: bytes) -> None: ...
 
 
-class BodyReceiver(StandIn[BodyOwner]):
-    """Stands in as the connection's protocol until exactly `left` more bytes have arrived (never more: the bytes
-    after them belong to the next request, which the owner's parser must see)."""
+class BodyReceiver:
+    """Takes a connection's reads until exactly `left` more bytes have arrived (never more: the bytes after them
+    belong to the next request, which the owner's parser must see)."""
 
-    __slots__ = ("_parts", "_segment", "_filled", "_left", "_received")
+    __slots__ = ("_owner", "_parts", "_segment", "_filled", "_left", "_received")
 
     def __init__(
         self, owner: BodyOwner, received: Sequence[bytes | memoryview], received_bytes: int, left: int
     ) -> None:
         """`received` are the pieces read with the head, `received_bytes` their length (the owner has counted it).
         They are copied, or kept as bytes, before this returns: a view may be of a buffer that is read into again."""
-        super().__init__(owner)
+        self._owner = owner
         self._left = left
         self._received = received_bytes
         total = self._received + left

@@ -126,7 +126,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                     # The rest of a big body goes straight from the socket to its buffer (see body_receiver.py).
                     pieces: Sequence[bytes | memoryview] = chunks if rest is None else [*chunks, rest]
                     self._rest = None
-                    self.transport.set_protocol(BodyReceiver(self, pieces, got, left))
+                    self._reader.direct = BodyReceiver(self, pieces, got, left)
                     self._body_chunks = None
             return
         # The head is still incomplete, so this chunk was all head; unless the message began in it, when part of it
@@ -198,7 +198,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def body_received(self, body: bytes) -> None:
         """The end of a body read by a BodyReceiver: this protocol reads the connection again, with a new parser, as
         the old one still expects the body's bytes; the message is then complete as if the parser had said so."""
-        self.transport.set_protocol(self._reader)
+        self._reader.direct = None
         self.parser = _new_parser(self)
         self._body_chunks = [body]
         self.on_message_complete()

@@ -7,13 +7,14 @@ share: a read is parsed (and every part worth keeping copied out by the parser) 
 else, so no connection's bytes outlive the call that hands them over.
 
 uvloop only reads into the buffer of a protocol that is not an `asyncio.Protocol`, as uvicorn's protocol is; so a
-`SharedReader` stands in for it on the transport and passes it each read and every other connection event.
+`SharedReader` stands in for it on the transport and passes it each read and every other connection event. While a
+big body arrives, the reader hands the connection's reads to a `DirectRead` instead (body_receiver.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol
 from weakref import WeakKeyDictionary
 
 # As much as uvloop reads at once for a plain protocol.
@@ -33,8 +34,11 @@ class SharedBuffer:
 _BUFFERS: WeakKeyDictionary[asyncio.AbstractEventLoop, SharedBuffer] = WeakKeyDictionary()
 
 
-class ConnectionOwner(Protocol):
-    """The protocol a stand-in reads for: it gets the connection's events other than reads."""
+class ReadOwner(Protocol):
+    """The protocol a `SharedReader` reads for: it gets each read, and the connection's other events."""
+
+    def shared_read(self, buffer: SharedBuffer, nbytes: int) -> None:
+        """`nbytes` were read into the start of `buffer`; they may be overwritten as soon as this returns."""
 
     def connection_lost(self, exc: Exception | None) -> None: ...
 
@@ -45,21 +49,38 @@ class ConnectionOwner(Protocol):
     def resume_writing(self) -> None: ...
 
 
-class ReadOwner(ConnectionOwner, Protocol):
-    def shared_read(self, buffer: SharedBuffer, nbytes: int) -> None:
-        """`nbytes` were read into the start of `buffer`; they may be overwritten as soon as this returns."""
+class DirectRead(Protocol):
+    """Takes a connection's reads into buffers of its own for a while (a big body, see body_receiver.py)."""
+
+    def get_buffer(self, sizehint: int) -> memoryview: ...
+
+    def buffer_updated(self, nbytes: int) -> None: ...
 
 
-Owner = TypeVar("Owner", bound=ConnectionOwner)
+class SharedReader(asyncio.BufferedProtocol):
+    """A connection's protocol on the transport: reads it into its event loop's shared buffer for a `ReadOwner`, or,
+    while `direct` is set, into that reader's buffers, and passes the owner every other connection event.
 
+    The direct reader is switched here rather than by `transport.set_protocol`, which in uvloop stops and restarts
+    reading: two changes to the loop's epoll set for every big body."""
 
-class StandIn(asyncio.BufferedProtocol, Generic[Owner]):
-    """A transport's protocol that reads for another one and passes it every other connection event."""
+    __slots__ = ("_buffer", "_owner", "direct")
 
-    __slots__ = ("_owner",)
-
-    def __init__(self, owner: Owner) -> None:
+    def __init__(self, owner: ReadOwner, loop: asyncio.AbstractEventLoop) -> None:
         self._owner = owner
+        self._buffer = shared_buffer(loop)
+        self.direct: DirectRead | None = None
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        direct = self.direct
+        return self._buffer.view if direct is None else direct.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        direct = self.direct
+        if direct is None:
+            self._owner.shared_read(self._buffer, nbytes)
+        else:
+            direct.buffer_updated(nbytes)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._owner.connection_lost(exc)
@@ -72,22 +93,6 @@ class StandIn(asyncio.BufferedProtocol, Generic[Owner]):
 
     def resume_writing(self) -> None:
         self._owner.resume_writing()
-
-
-class SharedReader(StandIn[ReadOwner]):
-    """Reads a connection into its event loop's shared buffer, for a `ReadOwner`."""
-
-    __slots__ = ("_buffer",)
-
-    def __init__(self, owner: ReadOwner, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(owner)
-        self._buffer = shared_buffer(loop)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._buffer.view
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self._owner.shared_read(self._buffer, nbytes)
 
 
 def shared_buffer(loop: asyncio.AbstractEventLoop) -> SharedBuffer:
