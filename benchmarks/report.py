@@ -198,8 +198,8 @@ def targets(rows: dict[Key, Row]) -> list[str]:
 def wire_p99(rows: dict[Key, Row], cell: Key) -> str:
     """Where our worst p99 cell fails: the bare-socket server's own p99 there, as a share of the same reference's.
 
-    A server that spends far less CPU per request and still measures far above a fifth of the reference's shows that
-    the cell's latency is not set by how much work a server does.
+    A server that spends far less CPU per request than ours and still measures a worse p99 shows that CPU per request
+    alone does not set the cell's latency (it does move it: more CPU per request, a higher p99).
     """
     scenario, _, workers, concurrency = cell
     reference = value(rows, (scenario, "reference", workers, concurrency), "p99_ms")
