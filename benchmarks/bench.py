@@ -113,12 +113,15 @@ def timed(server: RunningServer, scenario: Scenario, body: Path, connections: in
     result = run_wrk(server.url + "/score", body, scenario.content_type, connections, seconds)
     core = core_busy_seconds(SERVER_CORE) - core_before
     cpu = server.cpu_seconds() - cpu_before
-    wrk_other = core_busy_seconds(WRK_CORE) - wrk_core_before - (children_cpu_seconds() - wrk_before)
+    wrk_cpu = children_cpu_seconds() - wrk_before
+    wrk_other = core_busy_seconds(WRK_CORE) - wrk_core_before - wrk_cpu
     time.sleep(0.2)  # access lines are written just after each response
     done = max(result["requests"], 1)
     # How much of the server's core went to other processes (other people's work on this shared machine): noise.
     result["core_other_busy"] = max(0.0, core - cpu) / result["seconds"] if result["seconds"] else 0.0
     result["wrk_core_other_busy"] = max(0.0, wrk_other) / result["seconds"] if result["seconds"] else 0.0
+    # Near 1, wrk had no time to spare: the client, not the server, set the pace and much of the latency.
+    result["wrk_busy"] = wrk_cpu / result["seconds"] if result["seconds"] else 0.0
     result["cpu_us_per_request"] = cpu / done * 1e6
     result["cpu_busy"] = cpu / result["seconds"] if result["seconds"] else 0.0
     result["log_bytes_per_request"] = (server.log_bytes() - log_before) / done

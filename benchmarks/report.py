@@ -93,7 +93,8 @@ def scenario_table(rows: dict[Key, Row], scenario: str) -> list[str]:
         "",
         f"`{scenario}`: request body {any_row['body_bytes']:,} bytes, answer {any_row['response_bytes']:,} bytes. "
         f"Other processes used {noise(rows, scenario):.0%} of the server's core and "
-        f"{noise(rows, scenario, 'wrk_core_other_busy'):.0%} of wrk's during the reported runs (median).",
+        f"{noise(rows, scenario, 'wrk_core_other_busy'):.0%} of wrk's during the reported runs (median)."
+        + client_load(rows, scenario),
         "",
         "| server | req/s c=1 | req/s c=8 | req/s c=64 | p99 c=64 | CPU/request c=8 | idle PSS | PSS after load "
         "| cold start | log/request | errors |",
@@ -114,6 +115,16 @@ def scenario_table(rows: dict[Key, Row], scenario: str) -> list[str]:
         cells.append(str(errors(rows, scenario, server, workers)))
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
+
+
+def client_load(rows: dict[Key, Row], scenario: str) -> str:
+    """How busy wrk kept its own core at c=64, per server (empty for runs that did not record it)."""
+    loads = [
+        f"{k[1]} w{k[2]} {r['wrk_busy']:.0%}"
+        for k, r in rows.items()
+        if k[0] == scenario and k[3] == 64 and "wrk_busy" in r
+    ]
+    return f" At c=64 wrk itself kept its core busy: {', '.join(loads)}." if loads else ""
 
 
 def errors(rows: dict[Key, Row], scenario: str, server: str, workers: int) -> int:
@@ -161,6 +172,9 @@ def targets(rows: dict[Key, Row]) -> list[str]:
     p99_text = "n/a" if p99 is None else f"worst {times(p99[1])} ({p99[0]})"
     if p99 is not None and p99[1] > 0.2:
         p99_text += wire_p99(rows, cells[p99[0]])
+        busy = value(rows, cells[p99[0]], "wrk_busy")
+        if busy is not None:
+            p99_text += f"; wrk itself kept its core {busy:.0%} busy in our run of that cell"
     if capped:
         p99_text += f"; left out, the reference's p99 reaching the run's length: {', '.join(sorted(capped))}"
     lines.append(
@@ -270,7 +284,9 @@ def render(rows: dict[Key, Row]) -> str:
         "the requests answered. PSS is summed over the tree, idle after one request and again after load, with no "
         "other server running. Cold start is spawn to the first 200 on `GET /` (`first_score_s` in the data: to "
         "the first scored answer). Each run starts once the server has finished what the previous run left queued "
-        "(`idle_wait_s`); a run's latencies cannot exceed its length, so p99s near it are lower bounds.",
+        "(`idle_wait_s`); a run's latencies cannot exceed its length, so p99s near it are lower bounds. wrk's own "
+        "CPU time over the run's length is `wrk_busy`: near 100%, the client had no time to spare, and its own "
+        "loop, not the server, set the pace and much of the latency.",
         "",
         "Ratios, not absolute numbers, are what to compare: the machine is shared. In the median run other "
         f"processes (user, system and steal time, not interrupts) took {other:.0%} of the server's core and "

@@ -102,16 +102,19 @@ def test_a_failing_p99_cell_is_shown_beside_the_wire_servers_p99_in_the_same_cel
         rows.append(row("reference", 1, concurrency, 250.0, scenario="raw_1mb", p99_ms=300.0))
         rows.append(row("reference", 2, concurrency, 260.0, scenario="raw_1mb", p99_ms=280.0))
         rows.append(row("scoring_runtime", 1, concurrency, 1400.0, scenario="raw_1mb", p99_ms=66.0))
-        rows.append(row("scoring_runtime", 2, concurrency, 1300.0, scenario="raw_1mb", p99_ms=70.0))
-        rows.append(row("wire", 1, concurrency, 1200.0, scenario="raw_1mb", p99_ms=140.0))
+        rows.append(row("scoring_runtime", 2, concurrency, 1300.0, scenario="raw_1mb", p99_ms=70.0, wrk_busy=0.99))
+        rows.append(row("wire", 1, concurrency, 1200.0, scenario="raw_1mb", p99_ms=140.0, wrk_busy=0.995))
     source = tmp_path / "run.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     report.main([str(source), "--out-dir", str(tmp_path), "--no-chart"])
     text = (tmp_path / "RESULTS.md").read_text()
-    # the worst cell is 2 workers (70 / 280 = 0.25); the wire server's 140 ms is set against that cell's reference
+    # the worst cell is 2 workers (70 / 280 = 0.25); the wire server's 140 ms is set against that cell's reference,
+    # and how busy wrk kept its own core in that run is said beside it
     assert (
         "| worst 0.25x (raw_1mb w2); in that cell the bare-socket wire server's p99 is 140.0 ms, 0.50x the "
-        "reference's | **FAIL** |"
+        "reference's; wrk itself kept its core 99% busy in our run of that cell | **FAIL** |"
     ) in text
+    # the scenario's line gives wrk's load for every server that recorded it, and only those
+    assert "At c=64 wrk itself kept its core busy: scoring_runtime w2 99%, wire w1 100%." in text
     # the wire's row comes before the floor's and carries its ratio to the reference too
     assert text.index("| wire w1 | 1,200 (4.80x ref, 1.20x floor) |") < text.index("| floor w1 |")
