@@ -218,10 +218,10 @@ def wire_p99(rows: dict[Key, Row], cell: Key) -> str:
     scenario, _, workers, concurrency = cell
     reference = value(rows, (scenario, "reference", workers, concurrency), "p99_ms")
     wire = value(rows, (scenario, "wire", 1, concurrency), "p99_ms")
-    if wire is None or not reference:
+    share = ratio(wire, reference)
+    if share is None:
         return ""
-    share = times(wire / reference)
-    return f"; in that cell the bare-socket wire server's p99 is {wire:.1f} ms, {share} the reference's"
+    return f"; in that cell the bare-socket wire server's p99 is {wire:.1f} ms, {times(share)} the reference's"
 
 
 def chart(rows: dict[Key, Row], path: Path) -> None:
