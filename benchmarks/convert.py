@@ -22,7 +22,7 @@ from inference_schema.parameter_types.numpy_parameter_type import NumpyParameter
 from inference_schema.parameter_types.pandas_parameter_type import PandasParameterType
 from inference_schema.schema_decorators import _deserialize_input_argument
 
-from scoring_runtime.convert import converter
+from scoring_runtime.contract.convert import converter
 
 
 def cases() -> list[tuple[str, Any, Any]]:

@@ -7,9 +7,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from scoring_runtime import __version__
+from scoring_runtime._version import __version__
 from scoring_runtime.config import FIELDS, load_settings
-from scoring_runtime.errors import ConfigError
+from scoring_runtime.errors import STARTUP_FAILURE_EXIT, ConfigError
 
 # Paths typed on the command line are relative to where the command was typed; model_dir is passed on verbatim,
 # as the reference does, because scripts read it back from AZUREML_MODEL_DIR.
@@ -47,12 +47,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings, warnings = load_settings(args)
     except ConfigError as exc:
         print(f"scoring-runtime: configuration error: {exc}", file=sys.stderr)
-        sys.exit(3)
-    from scoring_runtime import server  # deferred: `--help` should not pay for importing the server stack
+        sys.exit(STARTUP_FAILURE_EXIT)
+    from scoring_runtime.serving import run  # deferred: `--help` should not pay for importing the server stack
 
     try:
-        code = server.run(settings, warnings)
+        code = run(settings, warnings)
     except ConfigError as exc:  # found when the server reads files the settings name (key files)
         print(f"scoring-runtime: configuration error: {exc}", file=sys.stderr)
-        code = server.STARTUP_FAILURE
+        code = STARTUP_FAILURE_EXIT
     sys.exit(code)

@@ -32,8 +32,12 @@ class ScoringRuntimeError(Exception):
     """Base of every error scoring_runtime raises on purpose."""
 
 
+# The exit status of a server that could not start (as the reference's, and gunicorn's for a worker that cannot boot).
+STARTUP_FAILURE_EXIT = 3
+
+
 class StartupError(ScoringRuntimeError):
-    """The server cannot start; the process exits with code 3."""
+    """The server cannot start; the process exits with STARTUP_FAILURE_EXIT."""
 
 
 class ConfigError(StartupError):

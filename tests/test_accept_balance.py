@@ -18,11 +18,11 @@ import uvloop
 from uvicorn import Config
 from uvicorn.server import ServerState
 
-from scoring_runtime import accept_balance
-from scoring_runtime.accept_balance import ACCEPT_WAIT_S, SLACK
 from scoring_runtime.config import load_settings
-from scoring_runtime.http_protocol import protocol_class
-from scoring_runtime.server import DrainingServer
+from scoring_runtime.serving import accept as accept_balance
+from scoring_runtime.serving.accept import ACCEPT_WAIT_S, SLACK
+from scoring_runtime.serving.http.protocol import protocol_class
+from scoring_runtime.serving.server import DrainingServer
 from tests.conftest import ServerFactory
 
 REQUEST = b"POST /score HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n0"
@@ -255,13 +255,18 @@ async def _nothing(scope: dict[str, object], receive: object, send: object) -> N
     pass
 
 
+class _App:
+    def begin_draining(self) -> bool:
+        return True
+
+
 def test_one_worker_accepts_a_burst_in_one_pass_of_the_loop() -> None:
     # uvloop's own server accepts one connection per pass of the event loop; under load a pass lasts milliseconds,
     # and the last of a client's pool of 64 new connections waited over 100 ms for its first byte to be read.
     async def passes_to_accept(burst: int) -> int:
         config = uvicorn.Config(_nothing, host="127.0.0.1", port=0, lifespan="off", log_config=None)
         listener = config.bind_socket()
-        server = DrainingServer(config)
+        server = DrainingServer(config, _App())
         serving = asyncio.ensure_future(server.serve(sockets=[listener]))
         clients: list[socket.socket] = []
         try:

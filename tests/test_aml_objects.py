@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from scoring_runtime.aml_request import AMLRequest
-from scoring_runtime.aml_response import AMLResponse
-from scoring_runtime.forms import MultiDict, parse_form
+from scoring_runtime.azureml.aml_request import AMLRequest
+from scoring_runtime.azureml.aml_response import AMLResponse
+from scoring_runtime.azureml.forms import MultiDict, parse_form
 
 
 def _scope(headers: list[tuple[bytes, bytes]], query: bytes = b"") -> dict[str, Any]:

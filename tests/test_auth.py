@@ -19,11 +19,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from scoring_runtime import watched_file
-from scoring_runtime.auth import authenticator, parse_key_file
+from scoring_runtime.auth import watched_file
+from scoring_runtime.auth.authenticator import authenticator, parse_key_file
+from scoring_runtime.auth.tokens import parse_jwks
 from scoring_runtime.config import Settings, load_settings
 from scoring_runtime.errors import ConfigError, Unauthorized
-from scoring_runtime.tokens import parse_jwks
 from tests.conftest import ServerFactory
 from tests.helpers import SCRIPTS, Server, clean_env
 

@@ -14,11 +14,11 @@ import uvloop
 from uvicorn import Config
 from uvicorn.server import ServerState
 
-from scoring_runtime import body_receiver
-from scoring_runtime.body_receiver import MIN_DIRECT_BYTES, SEGMENT_BYTES, WHOLE_BYTES, BodyReceiver
 from scoring_runtime.config import load_settings
-from scoring_runtime.http_protocol import SPLIT_FROM_BYTES, BoundedHttpToolsProtocol, protocol_class
-from scoring_runtime.unfilled_bytes import unfilled_bytes
+from scoring_runtime.serving.http import body as body_receiver
+from scoring_runtime.serving.http.body import MIN_DIRECT_BYTES, SEGMENT_BYTES, WHOLE_BYTES, BodyReceiver
+from scoring_runtime.serving.http.protocol import SPLIT_FROM_BYTES, BoundedHttpToolsProtocol, protocol_class
+from scoring_runtime.serving.http.unfilled_bytes import unfilled_bytes
 
 BODY = random.Random(5).randbytes(1024 * 1024 + 3)
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}

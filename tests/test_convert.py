@@ -18,9 +18,9 @@ from inference_schema.parameter_types.numpy_parameter_type import NumpyParameter
 from inference_schema.parameter_types.standard_py_parameter_type import StandardPythonParameterType
 from inference_schema.schema_decorators import input_schema, output_schema
 
-from scoring_runtime import convert
+from scoring_runtime.contract import convert
+from scoring_runtime.contract.script import UserScript
 from scoring_runtime.errors import BadRequest, RunFailed
-from scoring_runtime.user_script import UserScript
 from tests.conftest import ServerFactory
 from tests.helpers import SAMPLES, SCRIPTS
 from tests.test_user_script import load

@@ -26,7 +26,7 @@ from inference_schema.parameter_types.numpy_parameter_type import NumpyParameter
 from inference_schema.parameter_types.pandas_parameter_type import PandasParameterType
 from inference_schema.schema_decorators import _deserialize_input_argument
 
-from scoring_runtime import convert
+from scoring_runtime.contract import convert
 
 EXAMPLES = settings(
     max_examples=150,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from scoring_runtime import deadlines
-from scoring_runtime.deadlines import Deadlines
+from scoring_runtime.contract import deadlines
+from scoring_runtime.contract.deadlines import Deadlines
 
 
 def test_each_pending_call_expires_at_its_own_deadline() -> None:

@@ -13,7 +13,7 @@ import uvicorn
 from starlette.testclient import TestClient
 
 from scoring_runtime import create_app
-from scoring_runtime.server import DrainingServer
+from scoring_runtime.serving.server import DrainingServer
 from tests.conftest import ServerFactory
 from tests.helpers import SCRIPTS
 
@@ -40,8 +40,8 @@ def test_ready_is_503_once_draining() -> None:
     app = create_app(SCRIPTS / "returns.py")
     with TestClient(app) as client:
         assert client.get("/ready").status_code == 200
-        DrainingServer(uvicorn.Config(app)).handle_exit(signal.SIGTERM, None)
-        assert app.draining
+        DrainingServer(uvicorn.Config(app), app).handle_exit(signal.SIGTERM, None)
+        assert app.is_draining
         for path in ("/ready", "/v2/health/ready"):
             response = client.get(path)
             assert (response.status_code, response.json()) == (503, {"ready": False})

@@ -11,15 +11,16 @@ from typing import Any
 import pytest
 import uvicorn
 
-from scoring_runtime import create_app, heap, server
-from scoring_runtime.heap import IdleTrim, keep_freed_memory
+from scoring_runtime import create_app
+from scoring_runtime.serving import process as heap, server
+from scoring_runtime.serving.process import IdleTrim, keep_freed_memory
 from tests.helpers import SCRIPTS, free_port
 
 # Waves of 1 MB blocks freed and allocated again, as 64 connections' bodies come and go; prints page faults per wave.
 _WAVES = textwrap.dedent(
     """
     import random, resource, sys
-    from scoring_runtime.heap import keep_freed_memory
+    from scoring_runtime.serving.process import keep_freed_memory
     if sys.argv[1] != "0":
         assert keep_freed_memory(int(sys.argv[1]))
     rng = random.Random(3)
@@ -82,7 +83,7 @@ def test_the_server_sets_the_policy_after_init_and_ticks_the_idle_trim(monkeypat
     monkeypatch.setattr(server, "IdleTrim", lambda: IdleTrim(idle_s=0.5))
     app = create_app(entry_script=SCRIPTS / "init_pid.py", heap_keep_mb=64)
     config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), lifespan="on", log_config=None)
-    draining = server.DrainingServer(config)
+    draining = server.DrainingServer(config, app, app.settings.heap_keep_mb)
 
     async def main() -> Any:
         serving = asyncio.ensure_future(draining.serve())

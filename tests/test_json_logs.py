@@ -72,7 +72,7 @@ def test_text_stays_the_default(serve: ServerFactory) -> None:
 
 
 def test_json_formatter_keeps_the_traceback_apart() -> None:
-    from scoring_runtime.log import JSONFormatter, request_id
+    from scoring_runtime.observability.log import JSONFormatter, request_id
 
     try:
         raise ValueError("bad value")

@@ -11,8 +11,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from scoring_runtime.metric_values import DURATION_BUCKETS, STATUS_CLASSES
-from scoring_runtime.metrics import _HELP, Metrics
+from scoring_runtime.observability.metric_values import DURATION_BUCKETS, STATUS_CLASSES
+from scoring_runtime.observability.metrics import _HELP, Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTES = {"/score": "/score", "/": "/", "/models/m/score": "/score"}
@@ -94,8 +94,8 @@ def test_the_page_matches_prometheus_clients_own_metrics() -> None:
 
 MULTIPROCESS_PROGRAM = """
 import asyncio, sys
-from scoring_runtime import metric_values
-from scoring_runtime.metrics import Metrics
+from scoring_runtime.observability import metric_values
+from scoring_runtime.observability.metrics import Metrics
 from tests.test_metric_values import RUNS_MS, record
 
 if sys.argv[1] == "replay":

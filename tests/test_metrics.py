@@ -20,9 +20,9 @@ from prometheus_client.samples import Sample
 from starlette.testclient import TestClient
 
 from scoring_runtime import create_app
-from scoring_runtime.app import NOT_FOUND_MESSAGE
+from scoring_runtime.app.responses import NOT_FOUND_MESSAGE
 from scoring_runtime.errors import RUN_FAILED_MESSAGE
-from scoring_runtime.metrics import CONTENT_TYPE
+from scoring_runtime.observability.metrics import CONTENT_TYPE
 from tests.conftest import ServerFactory
 from tests.helpers import SCRIPTS, Server
 
@@ -238,7 +238,7 @@ def test_only_the_process_that_made_the_directory_removes_it(tmp_path: Path) -> 
     # A forked worker that exits by raising SystemExit unwinds through the block the master forked it in.
     program = """
 import os
-from scoring_runtime.metrics import multiprocess_directory
+from scoring_runtime.observability.metrics import multiprocess_directory
 child = -1
 try:
     with multiprocess_directory() as directory:

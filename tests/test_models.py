@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from scoring_runtime import ModelNotFoundError, get_model_path
-from scoring_runtime.models import tree_lines
+from scoring_runtime.contract.loading import tree_lines
 
 
 def make(root: Path, *folders: str) -> None:

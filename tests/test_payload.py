@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from scoring_runtime import payload
+from scoring_runtime.contract import payload
 from scoring_runtime.errors import BadRequest, InternalError, UnsupportedMediaType
 
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import scoring_runtime
-from scoring_runtime.rawhttp import register_azureml_aliases
+from scoring_runtime.azureml import register_azureml_aliases
 from tests.conftest import ServerFactory
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from scoring_runtime.request_context import RequestContext, derive_ids
+from scoring_runtime.app.request_context import RequestContext, derive_ids
 
 GEN = "<generated>"
 

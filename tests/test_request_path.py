@@ -18,11 +18,11 @@ from collections.abc import Iterator
 import httpx2 as httpx
 import pytest
 
-from scoring_runtime import access_log, log
-from scoring_runtime.access_log import AccessLog
-from scoring_runtime.head_with_body import HeadWithBody
-from scoring_runtime.request_context import new_request_id
-from scoring_runtime.runner import RunThreads
+from scoring_runtime.app.request_context import new_request_id
+from scoring_runtime.contract.runner import RunThreads
+from scoring_runtime.observability import access_log, log
+from scoring_runtime.observability.access_log import AccessLog
+from scoring_runtime.serving.http.head_with_body import HeadWithBody
 from tests.conftest import ServerFactory
 from tests.helpers import SCRIPTS
 
@@ -101,7 +101,7 @@ def test_a_handler_the_script_adds_gets_the_access_lines(stdout: io.StringIO) ->
 
 def test_token_libraries_are_not_imported_unless_tokens_are_configured() -> None:
     # pyjwt and cryptography cost about 0.1 s of start-up; most deployments check no tokens.
-    code = "import sys, scoring_runtime.server; print('jwt' in sys.modules, 'cryptography' in sys.modules)"
+    code = "import sys, scoring_runtime.serving.workers; print('jwt' in sys.modules, 'cryptography' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
 
@@ -141,7 +141,7 @@ def test_numpy_and_pandas_are_not_imported_for_a_plain_script() -> None:
     # Our typed-input conversion needs them; a plain script should not pay their memory and start-up time.
     code = (
         "import sys; from scoring_runtime.config import load_settings;"
-        "from scoring_runtime.user_script import load_script;"
+        "from scoring_runtime.contract.loading import load_script;"
         f"load_script(load_settings({{'entry_script': {str(SCRIPTS / 'raises.py')!r}}})[0]);"
         "print('numpy' in sys.modules, 'pandas' in sys.modules)"
     )

@@ -12,7 +12,7 @@ from inference_schema.parameter_types.numpy_parameter_type import NumpyParameter
 from inference_schema.parameter_types.standard_py_parameter_type import StandardPythonParameterType
 from inference_schema.schema_decorators import input_schema, output_schema
 
-from scoring_runtime import schema
+from scoring_runtime.contract import schema
 
 SAMPLE = NumpyParameterType(np.array([[1.0, 2.0]]))
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from scoring_runtime.app import load_user_script
+from scoring_runtime.app.application import load_user_script
+from scoring_runtime.app.swagger import ServiceInfo, build
 from scoring_runtime.config import load_settings
 from scoring_runtime.errors import ScriptLoadError
-from scoring_runtime.swagger import ServiceInfo, build
 from tests.conftest import ServerFactory
 from tests.helpers import ROOT, SAMPLES, SCRIPTS
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from scoring_runtime.unfilled_bytes import unfilled_bytes
+from scoring_runtime.serving.http.unfilled_bytes import unfilled_bytes
 
 
 def test_a_filled_object_is_an_ordinary_bytes_object() -> None:

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from scoring_runtime.app import load_user_script
+from scoring_runtime.app.lifecycle import load_user_script
 from scoring_runtime.config import load_settings
+from scoring_runtime.contract.loading import run_init
+from scoring_runtime.contract.script import Mode, UserScript
 from scoring_runtime.errors import BadRequest, RunFailed, ScriptLoadError
-from scoring_runtime.user_script import Mode, UserScript, run_init
 from tests.helpers import SCRIPTS
 
 

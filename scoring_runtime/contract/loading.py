@@ -1,115 +1,28 @@
-"""Finding, importing, validating and calling the user's score.py. Nothing here knows about HTTP frameworks."""
+"""Finding, importing and validating score.py, describing its run(), and calling its init()."""
 
 from __future__ import annotations
 
-import enum
 import importlib
 import importlib.util
 import inspect
 import logging
 import os
 import sys
-import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import CodeType, ModuleType
-from typing import TYPE_CHECKING, Any, TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from scoring_runtime import schema
 from scoring_runtime.config import Settings
-from scoring_runtime.errors import BadRequest, RunFailed, ScriptLoadError
-from scoring_runtime.models import tree_lines
+from scoring_runtime.contract import rawhttp, schema
+from scoring_runtime.contract.script import HEADERS_PARAMETER, Mode, UserScript
+from scoring_runtime.errors import ScriptLoadError
 
 if TYPE_CHECKING:
-    # convert imports numpy and pandas (about 30 MiB and 0.3 s): loaded only for typed scripts, which need them anyway.
-    from scoring_runtime import convert
+    from scoring_runtime.contract import convert
 
 logger = logging.getLogger("scoring_runtime.user_script")
-
-HEADERS_PARAMETER = "request_headers"
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-# Counts uses of @rawhttp. The reference switches run() to raw mode when @rawhttp is applied to any function while
-# the script is imported; load_script compares this count before and after the import to do the same per script.
-_rawhttp_uses = 0
-
-
-def rawhttp(func: F) -> F:
-    """Mark `run` as taking the HTTP request object and returning a response."""
-    global _rawhttp_uses
-    _rawhttp_uses += 1
-    func.__scoring_rawhttp__ = True  # type: ignore[attr-defined]
-    return func
-
-
-class Mode(enum.Enum):
-    PLAIN = "plain"  # run(data) gets the body as text
-    TYPED = "typed"  # inference-schema decorated: run(**parameters) from a JSON object
-    RAW = "raw"  # @rawhttp: run(request) gets the request object
-
-
-@dataclass(frozen=True)
-class UserScript:
-    module: ModuleType
-    location: str
-    init: Callable[[], Any]
-    run: Callable[..., Any]
-    mode: Mode
-    is_async: bool
-    parameters: tuple[str, ...]  # run()'s parameters, without request_headers
-    required: frozenset[str]  # ...those without a default
-    wants_headers: bool
-    user_code: CodeType | None  # where user code starts under the schema decorators
-    fast: convert.FastCall | None = None  # our own input conversion, when it covers run()'s schema layers
-
-    @property
-    def input_parameter(self) -> str:
-        return self.parameters[0]
-
-    def call(self, kwargs: dict[str, Any]) -> tuple[Any, float]:
-        """Call run(**kwargs); return its result and the call's wall time in milliseconds.
-
-        Raises BadRequest when inference-schema could not convert an input, RunFailed when run() raised.
-        """
-        start = time.perf_counter()
-        try:
-            result = self._function(kwargs)(**kwargs)
-        except BaseException as exc:  # SystemExit from run() must not take the worker down either
-            raise self._failure(exc) from None
-        return result, (time.perf_counter() - start) * 1000.0
-
-    async def call_async(self, kwargs: dict[str, Any]) -> tuple[Any, float]:
-        start = time.perf_counter()
-        try:
-            result = await self._function(kwargs)(**kwargs)
-        except Exception as exc:
-            raise self._failure(exc) from None
-        return result, (time.perf_counter() - start) * 1000.0
-
-    def _function(self, kwargs: dict[str, Any]) -> Callable[..., Any]:
-        """What to call with kwargs: the function under the schema layers once our conversion did its work."""
-        if self.fast is not None and self.fast.prepare(kwargs):
-            return self.fast.target
-        return self.run
-
-    def _failure(self, exc: BaseException) -> BadRequest | RunFailed:
-        if self.fast is not None:  # only then is convert loaded, and only then can it have raised
-            from scoring_runtime.convert import ConversionError
-
-            if isinstance(exc, ConversionError):
-                logger.info("Rejected input: %s", exc)
-                return BadRequest(str(exc))
-        if self.mode is Mode.TYPED:
-            parameter = schema.conversion_failure(exc, self.user_code)
-            if parameter is not None:
-                message = f"Invalid value for the {parameter!r} parameter: {exc}"
-                logger.info("Rejected input: %s", message)
-                return BadRequest(message)
-        logger.error("Encountered Exception: %s", "".join(traceback.format_exception(exc)))
-        return RunFailed()
 
 
 def export_environment(settings: Settings) -> None:
@@ -134,7 +47,7 @@ def load_script(settings: Settings) -> UserScript:
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
 
-    uses_before = _rawhttp_uses
+    uses_before = rawhttp.uses()
     module = _import_file(path) if path is not None else _import_main(settings.app_root)
     location = str(path) if path is not None else str(getattr(module, "__file__", "main"))
     init = getattr(module, "init", None)
@@ -151,7 +64,7 @@ def load_script(settings: Settings) -> UserScript:
         logger.info("Found user script at %s", location)
     if not callable(run):
         raise _load_error(f"User script at {location} does not have a run() function defined.")
-    return _describe(module, location, init, run, _rawhttp_uses > uses_before)
+    return _describe(module, location, init, run, rawhttp.uses() > uses_before)
 
 
 def _describe(
@@ -279,6 +192,31 @@ def log_model_dir(model_dir: str | None) -> None:
 
 
 def _plan_conversion(run: Callable[..., Any]) -> convert.FastCall | None:
-    from scoring_runtime import convert
+    from scoring_runtime.contract import convert
 
     return convert.plan(run)
+
+
+def tree_lines(root: Path, limit: int = 200) -> list[str]:
+    """The folder tree as the reference logs it when init() fails: 4-space indents, folders end with a separator."""
+    lines: list[str] = []
+    for line in _walk(root, 0):
+        if len(lines) == limit:
+            lines.append(f"Output Truncated. First {limit} lines shown.")
+            break
+        lines.append(line)
+    return lines
+
+
+def _walk(path: Path, depth: int) -> Iterator[str]:
+    indent = "    " * depth
+    if not path.is_dir():
+        yield f"{indent}{path.name}"
+        return
+    yield f"{indent}{path.name}{os.sep}"
+    try:
+        children = sorted(path.iterdir(), key=lambda child: child.name)
+    except OSError:
+        return
+    for child in children:
+        yield from _walk(child, depth + 1)

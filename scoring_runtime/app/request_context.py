@@ -14,9 +14,9 @@ from typing import NamedTuple
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from scoring_runtime.access_log import AccessLog
-from scoring_runtime.log import access_logger, logger, request_id
-from scoring_runtime.metrics import Metrics
+from scoring_runtime.observability.access_log import AccessLog
+from scoring_runtime.observability.log import access_logger, logger, request_id
+from scoring_runtime.observability.metrics import Metrics
 
 MAX_ID_LENGTH = 100
 _random_bits = random.getrandbits

@@ -16,7 +16,7 @@ import os
 import time
 from typing import Any
 
-from scoring_runtime.log import access_logger, line_handler
+from scoring_runtime.observability.log import access_logger, line_handler
 
 _INFO = logging.INFO
 # getpid() is a system call each time (glibc no longer caches it): read once, and again in a forked child.

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 
-from scoring_runtime import aml_request, aml_response
-from scoring_runtime.aml_request import AMLRequest
-from scoring_runtime.aml_response import AMLResponse
-from scoring_runtime.user_script import rawhttp
+from scoring_runtime.azureml import aml_request, aml_response
+from scoring_runtime.azureml.aml_request import AMLRequest
+from scoring_runtime.azureml.aml_response import AMLResponse
+from scoring_runtime.contract.rawhttp import rawhttp
 
 __all__ = ["AMLRequest", "AMLResponse", "rawhttp", "register_azureml_aliases"]
 

@@ -25,7 +25,7 @@ import socket
 import struct
 from collections.abc import Callable, Sized
 
-from scoring_runtime.http_protocol import BoundedHttpToolsProtocol
+from scoring_runtime.serving.http.protocol import BoundedHttpToolsProtocol
 
 logger = logging.getLogger("scoring_runtime")
 

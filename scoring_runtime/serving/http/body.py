@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from scoring_runtime.unfilled_bytes import unfilled_bytes
+from scoring_runtime.serving.http.unfilled_bytes import unfilled_bytes
 
 # Below this many body bytes still to come, the swap is not worth its cost.
 MIN_DIRECT_BYTES = 64 * 1024

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from scoring_runtime.payload import mimetype_of
+from scoring_runtime.contract.payload import mimetype_of
 
 V = TypeVar("V")
 T = TypeVar("T")

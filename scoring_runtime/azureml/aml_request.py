@@ -14,9 +14,9 @@ from functools import cached_property
 from http.cookies import SimpleCookie
 from typing import Any
 
-from scoring_runtime.forms import FileStorage, MultiDict, parse_form, parse_query
-from scoring_runtime.payload import is_json_type, mimetype_of
-from scoring_runtime.user_script import rawhttp
+from scoring_runtime.azureml.forms import FileStorage, MultiDict, parse_form, parse_query
+from scoring_runtime.contract.payload import is_json_type, mimetype_of
+from scoring_runtime.contract.rawhttp import rawhttp
 
 __all__ = ["AMLRequest", "RequestHeaders", "rawhttp"]
 

@@ -11,11 +11,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
-from scoring_runtime import payload
-from scoring_runtime.aml_request import AMLRequest, RequestHeaders
-from scoring_runtime.aml_response import AMLResponse
+from scoring_runtime.app.responses import FAILED_HEADER
+from scoring_runtime.azureml.aml_request import AMLRequest, RequestHeaders
+from scoring_runtime.azureml.aml_response import AMLResponse
 from scoring_runtime.config import Settings
-from scoring_runtime.deadlines import Deadlines
+from scoring_runtime.contract import payload
+from scoring_runtime.contract.deadlines import Deadlines
+from scoring_runtime.contract.runner import RunThreads
+from scoring_runtime.contract.script import Mode, UserScript
 from scoring_runtime.errors import (
     ClientClosedRequest,
     HTTPError,
@@ -25,13 +28,10 @@ from scoring_runtime.errors import (
     PayloadTooLarge,
     ScoringTimeout,
 )
-from scoring_runtime.metrics import Metrics
-from scoring_runtime.runner import RunThreads
-from scoring_runtime.user_script import Mode, UserScript
+from scoring_runtime.observability.metrics import Metrics
 
 logger = logging.getLogger("scoring_runtime")
 
-FAILED_HEADER = b"x-ms-run-function-failed"
 _EXEC_MS = b"x-ms-run-fn-exec-ms"
 _END = object()
 

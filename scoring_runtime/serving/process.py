@@ -1,4 +1,6 @@
-"""The C heap while serving: freed memory is kept for the next requests, and given back once the worker is idle.
+"""Process-wide tuning a server does once the model is loaded: the garbage collector, and the C heap.
+
+The C heap while serving: freed memory is kept for the next requests, and given back once the worker is idle.
 
 glibc hands the free top of its heap back to the OS once it exceeds a trim threshold, and serves blocks above an
 mmap threshold from mappings of their own, unmapped when freed. Both follow the blocks freed (with 1 MB bodies, the
@@ -15,6 +17,7 @@ Elsewhere than glibc (musl, macOS) nothing changes.
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 
 logger = logging.getLogger("scoring_runtime")
@@ -78,3 +81,16 @@ class IdleTrim:
         self._trimmed = True
         give_back_freed_memory()
         return True
+
+
+def settle_garbage_collector() -> None:
+    """Keep the cyclic garbage collector off the request path once the model is loaded.
+
+    Everything alive after init() (modules, the model) lives as long as the process. Frozen, it is no longer scanned
+    by every full collection, which under load took tens of milliseconds each time and made the slowest 1% of
+    requests several times slower than the median. Young collections are made rarer too: requests leave little
+    cyclic garbage.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)

@@ -28,10 +28,10 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from scoring_runtime.body_receiver import MIN_DIRECT_BYTES, BodyReceiver
 from scoring_runtime.config import Settings
-from scoring_runtime.head_with_body import HeadWithBody
-from scoring_runtime.shared_read import SharedBuffer, SharedReader
+from scoring_runtime.serving.http.body import MIN_DIRECT_BYTES, BodyReceiver
+from scoring_runtime.serving.http.head_with_body import HeadWithBody
+from scoring_runtime.serving.http.shared_read import SharedBuffer, SharedReader
 
 logger = logging.getLogger("scoring_runtime")
 

@@ -17,9 +17,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from scoring_runtime.auth.watched_file import WatchedFile
 from scoring_runtime.config import Settings
 from scoring_runtime.errors import ConfigError
-from scoring_runtime.watched_file import WatchedFile
 
 if TYPE_CHECKING:
     from jwt.types import Options

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scoring_runtime import schema
+from scoring_runtime.contract import schema
 from scoring_runtime.errors import NotFound, StartupError
 
 logger = logging.getLogger("scoring_runtime.swagger")

@@ -11,13 +11,13 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from scoring_runtime.auth.watched_file import WatchedFile
 from scoring_runtime.config import Settings
 from scoring_runtime.errors import ConfigError, Unauthorized
-from scoring_runtime.watched_file import WatchedFile
 
 if TYPE_CHECKING:
     # pyjwt and cryptography take about 0.1 s to import: tokens.py is loaded only when tokens are configured.
-    from scoring_runtime.tokens import TokenVerifier
+    from scoring_runtime.auth.tokens import TokenVerifier
 
 logger = logging.getLogger("scoring_runtime")
 
@@ -53,7 +53,7 @@ class Authenticator:
         if self._keys is not None and _matches(credentials, self._keys()):
             return
         if self._tokens is not None and credentials.count(".") == 2:
-            from scoring_runtime.tokens import TokenRejected  # already imported: the verifier comes from there
+            from scoring_runtime.auth.tokens import TokenRejected  # already imported: the verifier comes from there
 
             try:
                 self._tokens.verify(credentials)
@@ -104,7 +104,7 @@ def authenticator(settings: Settings) -> Authenticator:
         key_source = f"{len(watched.value)} from {settings.auth_key_file}, re-read when it changes"
     tokens: TokenVerifier | None = None
     if any(getattr(settings, name) for name in _TOKEN_SETTINGS):
-        from scoring_runtime.tokens import token_verifier
+        from scoring_runtime.auth.tokens import token_verifier
 
         tokens = token_verifier(settings)
     result = Authenticator(keys, tokens, settings.auth_swagger)

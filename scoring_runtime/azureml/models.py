@@ -9,7 +9,6 @@ Layouts understood:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 from scoring_runtime.errors import ModelNotFoundError
@@ -86,28 +85,3 @@ def _pick(folder: Path, name: str, versions: list[int], version: int | str | Non
     raise ModelNotFoundError(
         f"Model {name!r} version {version} is not deployed; deployed versions: {', '.join(map(str, sorted(versions)))}"
     )
-
-
-def tree_lines(root: Path, limit: int = 200) -> list[str]:
-    """The folder tree as the reference logs it when init() fails: 4-space indents, folders end with a separator."""
-    lines: list[str] = []
-    for line in _walk(root, 0):
-        if len(lines) == limit:
-            lines.append(f"Output Truncated. First {limit} lines shown.")
-            break
-        lines.append(line)
-    return lines
-
-
-def _walk(path: Path, depth: int) -> Iterator[str]:
-    indent = "    " * depth
-    if not path.is_dir():
-        yield f"{indent}{path.name}"
-        return
-    yield f"{indent}{path.name}{os.sep}"
-    try:
-        children = sorted(path.iterdir(), key=lambda child: child.name)
-    except OSError:
-        return
-    for child in children:
-        yield from _walk(child, depth + 1)

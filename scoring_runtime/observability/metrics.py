@@ -16,7 +16,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from scoring_runtime.errors import HTTPError, RunFailed, ScoringTimeout, WorkerTimeout
-from scoring_runtime.metric_values import DURATION_BUCKETS as BUCKETS, Durations, FileSync, PlainSeries, RouteRecorder
+from scoring_runtime.observability.metric_values import (
+    DURATION_BUCKETS as BUCKETS,
+    Durations,
+    FileSync,
+    PlainSeries,
+    RouteRecorder,
+)
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry

@@ -24,7 +24,7 @@ from inference_schema.parameter_types.numpy_parameter_type import NumpyParameter
 from inference_schema.parameter_types.pandas_parameter_type import PandasParameterType
 from inference_schema.parameter_types.standard_py_parameter_type import StandardPythonParameterType
 
-from scoring_runtime import convert_pandas
+from scoring_runtime.contract import convert_pandas
 
 logger = logging.getLogger("scoring_runtime.convert")
 

@@ -1,0 +1,237 @@
+"""The ASGI application: routes, and the lifespan that loads score.py and runs init().
+
+A server (ours in `scoring_runtime.serving`, or any ASGI server that embeds the app) talks to a ScoringApp through
+the ASGI interface and through the few methods documented as its serving surface: `begin_draining`, `is_draining`,
+`release_stuck_runs` and `sync_metrics`. Nothing else of it is meant to be read or set from outside.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from scoring_runtime._version import __version__
+from scoring_runtime.app.cors import Cors
+from scoring_runtime.app.hot_routes import HotRoutes
+from scoring_runtime.app.lifecycle import Preloaded, finish_async_init, load_user_script
+from scoring_runtime.app.request_context import RequestContext
+from scoring_runtime.app.responses import (
+    FAILED_HEADER,
+    error_response,
+    handle_http_error,
+    handle_routing_error,
+    options_response,
+)
+from scoring_runtime.app.scoring import Scorer
+from scoring_runtime.app.swagger import DEFAULT_VERSION, ServiceInfo, Swaggers, build as build_swaggers
+from scoring_runtime.auth import Authenticator, authenticator as build_authenticator
+from scoring_runtime.azureml.forms import parse_query
+from scoring_runtime.config import Settings, load_settings
+from scoring_runtime.contract.loading import run_init
+from scoring_runtime.contract.runner import RunThreads
+from scoring_runtime.contract.script import UserScript
+from scoring_runtime.errors import HTTPError, InternalError, StartupError, WorkerRestarting, WorkerTimeout
+from scoring_runtime.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics
+
+logger = logging.getLogger("scoring_runtime")
+
+LIVE_PATHS = frozenset({"/live", "/v2/health/live"})
+READY_PATHS = frozenset({"/ready", "/v2/health/ready"})
+METRICS_PATH = "/metrics"
+
+
+class ScoringApp:
+    """ASGI app serving one score.py. Its lifespan imports the script and runs init(), unless given `preloaded`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        authenticator: Authenticator | None = None,
+        preloaded: Preloaded | None = None,
+    ) -> None:
+        self.settings = settings
+        self._script: UserScript | None = preloaded.script if preloaded is not None else None
+        self._init_seconds: float | None = preloaded.init_seconds if preloaded is not None else None
+        # Built from the settings unless the server already built it (once, before forking workers).
+        auth = authenticator if authenticator is not None else build_authenticator(settings)
+        self._auth = auth if auth.enabled else None
+        self._runner = RunThreads(settings.max_concurrency)
+        self._scorer: Scorer | None = None
+        self._swaggers: Swaggers | None = None
+        self._draining = False
+        prefixes = ("", settings.service_path_prefix) if settings.service_path_prefix else ("",)
+        routes = []
+        for prefix in prefixes:
+            routes += [
+                Route(f"{prefix}/", self._health, methods=["GET", "OPTIONS"]),
+                Route(f"{prefix}/score", self._score, methods=["GET", "POST", "OPTIONS", "HEAD"]),
+                Route(f"{prefix}/swagger.json", self._swagger, methods=["GET", "OPTIONS"]),
+            ]
+        # Probes, with the Open Inference Protocol's names too. Answered on the event loop, never behind run().
+        routes += [Route(path, self._live, methods=["GET"]) for path in LIVE_PATHS]
+        routes += [Route(path, self._ready, methods=["GET"]) for path in READY_PATHS]
+        self._metrics: Metrics | None = None
+        if settings.metrics:
+            # Requests are counted by route; a prefixed route under its unprefixed name.
+            labels = {f"{prefix}{path}": path for prefix in prefixes for path in ("/", "/score", "/swagger.json")}
+            labels |= {path: path for path in (*LIVE_PATHS, *READY_PATHS, METRICS_PATH)}
+            self._metrics = Metrics(labels)
+            routes.append(Route(METRICS_PATH, self._metrics_page, methods=["GET"]))
+        handlers: Mapping[Any, Any] = {HTTPError: handle_http_error, HTTPException: handle_routing_error}
+        router = Starlette(routes=routes, exception_handlers=handlers)
+        router.router.redirect_slashes = False
+        hot = {(method, f"{prefix}/score"): self._score for prefix in prefixes for method in ("GET", "POST")}
+        hot |= {("GET", f"{prefix}/"): self._health for prefix in prefixes}
+        app: ASGIApp = HotRoutes(hot, error_response, router)
+        if settings.cors_origins:
+            logger.info("Enabling CORS for the following origins: %s", ", ".join(settings.cors_origins))
+            app = Cors(app, settings.cors_origins, frozenset(route.path for route in routes))
+        server_version = f"scoring_runtime/{__version__}" if settings.server_version_header else None
+        self._http = RequestContext(
+            app,
+            server_version,
+            health_paths=frozenset(f"{prefix}/" for prefix in prefixes) | LIVE_PATHS | READY_PATHS | {METRICS_PATH},
+            logged_paths=frozenset(f"{prefix}{path}" for prefix in prefixes for path in ("/score", "/swagger.json")),
+            metrics=self._metrics,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            await self._http(scope, receive, send)
+
+    # The serving surface: what a server may call besides the ASGI interface.
+
+    @property
+    def is_draining(self) -> bool:
+        return self._draining
+
+    def begin_draining(self) -> bool:
+        """From now on readiness answers 503 (the server is shutting down). True if this call started the drain."""
+        started, self._draining = not self._draining, True
+        return started
+
+    def release_stuck_runs(self, limit_s: int) -> int:
+        """Answer the clients of run() calls running for more than `limit_s` seconds, and of the calls queued behind
+        them, so that this worker can be replaced; return how many calls are stuck.
+
+        The threads stay stuck: Python cannot stop them. Only replacing the process frees them.
+        """
+        overdue = self._runner.overdue(limit_s)
+        if overdue:
+            for future in overdue:
+                if not future.done():
+                    future.set_exception(WorkerTimeout(limit_s))
+            self._runner.fail_queued(WorkerRestarting)
+        return len(overdue)
+
+    def sync_metrics(self) -> None:
+        """Under gunicorn, write what this worker has counted to the shared metrics files now."""
+        if self._metrics is not None:
+            self._metrics.sync()
+
+    # The lifespan.
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        await receive()
+        try:
+            await self._startup()
+        except StartupError:
+            await send({"type": "lifespan.startup.failed", "message": ""})
+            return
+        except BaseException:
+            logger.exception("Start-up failed")
+            await send({"type": "lifespan.startup.failed", "message": ""})
+            return
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        self._runner.stop()
+        self.sync_metrics()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def _startup(self) -> None:
+        self._runner.start()
+        script = self._script
+        if script is None:
+            script = load_user_script(self.settings)
+            started = time.perf_counter()
+            # init() runs on a run thread: the thread run() will use when concurrency is 1, as under the reference.
+            pending = await self._runner.submit(run_init, script, self.settings.model_dir)
+            await finish_async_init(pending, self.settings.model_dir)
+            self._init_seconds = time.perf_counter() - started
+            self._script = script
+        if self._metrics is not None and self._init_seconds is not None:
+            self._metrics.init_seconds.set(self._init_seconds)
+        settings = self.settings
+        info = ServiceInfo(settings.service_name, settings.service_version, settings.service_path_prefix)
+        self._swaggers = build_swaggers(script.run, info, settings.app_root)
+        self._scorer = Scorer(script, self._runner, settings, self._metrics)
+        logger.info("Scoring timeout is set to %d", settings.scoring_timeout_ms)
+        logger.info("Worker with pid %d ready for serving traffic", os.getpid())
+
+    # The endpoints.
+
+    async def _health(self, request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return options_response("GET, HEAD, OPTIONS")
+        return Response(b"Healthy", media_type="text/html")
+
+    async def _live(self, request: Request) -> Response:
+        return Response(b'{"live": true}', media_type="application/json")
+
+    async def _ready(self, request: Request) -> Response:
+        if self._scorer is not None and not self._draining:
+            return Response(b'{"ready": true}', media_type="application/json")
+        return Response(b'{"ready": false}', status_code=503, media_type="application/json")
+
+    async def _metrics_page(self, request: Request) -> Response:
+        if self._metrics is None:
+            raise InternalError()
+        return Response(self._metrics.page(), media_type=METRICS_CONTENT_TYPE)
+
+    async def _score(self, request: Request) -> Response:
+        if self._auth is not None:
+            self._auth.check(request.headers.get("authorization"))
+        if self._scorer is None:  # Only reachable when the app is served without running its lifespan.
+            raise InternalError()
+        return await self._scorer(request)
+
+    async def _swagger(self, request: Request) -> Response:
+        if self._auth is not None and self._auth.protect_swagger:
+            self._auth.check(request.headers.get("authorization"))
+        if request.method == "OPTIONS":
+            return options_response("GET, HEAD, OPTIONS")
+        if self._swaggers is None:
+            raise InternalError()
+        version = parse_query(request.scope["query_string"]).get("version", DEFAULT_VERSION)
+        response = Response(self._swaggers.get(version), media_type="application/json")
+        response.raw_headers.append((FAILED_HEADER, b"False"))
+        return response
+
+
+def create_app(
+    entry_script: str | os.PathLike[str] | None = None, model_dir: str | os.PathLike[str] | None = None, **settings: Any
+) -> ScoringApp:
+    """The ASGI app for a score.py, for tools that embed scoring_runtime.
+
+    Keyword settings (field names of `scoring_runtime.config.Settings`) win over the environment and config file.
+    The app's lifespan imports the script and calls init(); serve it with lifespan enabled.
+    """
+    overrides = {"entry_script": entry_script, "model_dir": model_dir, **settings}
+    loaded, warnings = load_settings(
+        {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in overrides.items()}
+    )
+    for warning in warnings:
+        logger.warning(warning)
+    return ScoringApp(loaded)

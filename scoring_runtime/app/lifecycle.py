@@ -1,0 +1,64 @@
+"""Loading score.py and running its init(): for the app's lifespan, and for a server that does it before forking."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from scoring_runtime.azureml import register_azureml_aliases
+from scoring_runtime.config import Settings
+from scoring_runtime.contract.loading import (
+    export_environment,
+    init_failure,
+    load_script,
+    log_model_dir,
+    run_init,
+)
+from scoring_runtime.contract.script import UserScript
+from scoring_runtime.errors import ScriptLoadError
+
+logger = logging.getLogger("scoring_runtime")
+
+
+@dataclass(frozen=True)
+class Preloaded:
+    """A script imported and initialised before the app was made (WORKER_PRELOAD: once, before gunicorn forks)."""
+
+    script: UserScript
+    init_seconds: float
+
+
+def load_user_script(settings: Settings) -> UserScript:
+    """Import score.py the way every server path does: azureml aliases registered, environment exported."""
+    register_azureml_aliases()
+    export_environment(settings)
+    try:
+        return load_script(settings)
+    except ScriptLoadError:
+        log_model_dir(settings.model_dir)
+        raise
+
+
+async def finish_async_init(pending: Any, model_dir: str | None) -> None:
+    """Await what init() returned when it is `async def init`."""
+    if not inspect.isawaitable(pending):
+        return
+    try:
+        await pending
+    except BaseException as exc:
+        raise init_failure(exc, model_dir) from None
+    logger.info("Users's init has completed successfully")
+
+
+def preload(settings: Settings) -> Preloaded:
+    """Import the script and run init() in this process, on this thread. Raises ScriptLoadError."""
+    script = load_user_script(settings)
+    started = time.perf_counter()
+    pending = run_init(script, settings.model_dir)
+    if inspect.isawaitable(pending):  # an event loop here only for `async def init`
+        asyncio.run(finish_async_init(pending, settings.model_dir))
+    return Preloaded(script, time.perf_counter() - started)

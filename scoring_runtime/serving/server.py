@@ -1,0 +1,145 @@
+"""One worker's server: uvicorn's, told about draining, accepting through BalancedAcceptor, tuning its process."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import socket
+import time
+from types import FrameType
+from typing import Protocol
+
+import uvicorn
+
+from scoring_runtime.app import ScoringApp
+from scoring_runtime.auth import Authenticator
+from scoring_runtime.config import Settings
+from scoring_runtime.errors import STARTUP_FAILURE_EXIT
+from scoring_runtime.serving.accept import BalancedAcceptor, Shares
+from scoring_runtime.serving.http.protocol import protocol_class
+from scoring_runtime.serving.process import IdleTrim, keep_freed_memory, settle_garbage_collector
+
+logger = logging.getLogger("scoring_runtime")
+
+
+def binds(settings: Settings) -> list[tuple[str, int]]:
+    """The addresses to listen on: the scoring port, and the health port when it is another one."""
+    found = [(settings.host, settings.port)]
+    if settings.health_port is not None and settings.health_port != settings.port:
+        found.append((settings.host, settings.health_port))
+    return found
+
+
+class Drains(Protocol):
+    """What the server needs of the app it serves (ScoringApp's `begin_draining`)."""
+
+    def begin_draining(self) -> bool: ...
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, which also tells the app it is draining as soon as a shutdown signal arrives, and tunes the
+    worker's process once init() has run (the garbage collector and the heap policy, see process.py).
+
+    Once the app is ready it accepts connections through BalancedAcceptor (accept.py), a burst in one pass, rather
+    than through uvloop's server, one per pass. Under gunicorn, `shares` and `slot` also spread connections evenly
+    over the workers.
+    """
+
+    _idle_trim: IdleTrim | None = None
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        app: Drains,
+        heap_keep_mb: int = 0,
+        shares: Shares | None = None,
+        slot: int | None = None,
+    ) -> None:
+        super().__init__(config=config)
+        self._app = app
+        self._heap_keep_mb = heap_keep_mb
+        self._shares = shares
+        self._slot = slot
+        self._acceptors: list[BalancedAcceptor] = []
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if sockets is None:
+            sockets = [self.config.bind_socket()]
+        for sock in sockets:
+            # uvicorn's bind_socket leaves listening to create_server; a socket gunicorn hands over already listens.
+            if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                sock.listen(self.config.backlog)
+        # uvicorn's start-up (the lifespan, init()) without listening.
+        await super().startup(sockets=[])
+        if not self.started:
+            for sock in sockets:
+                sock.close()
+            return
+        # This process serves only this app: process-wide tuning is ours to do.
+        settle_garbage_collector()
+        if keep_freed_memory(self._heap_keep_mb):
+            self._idle_trim = IdleTrim()
+        config, state = self.config, self.server_state
+        factory = functools.partial(
+            config.http_protocol_class,
+            config=config,
+            server_state=state,  # type: ignore[call-arg]
+            app_state=self.lifespan.state,
+        )
+        self._acceptors = [
+            BalancedAcceptor(sock, factory, state.connections, self._shares, self._slot) for sock in sockets
+        ]
+        self.servers = self._acceptors  # type: ignore[assignment]  # what uvicorn's shutdown closes
+
+    def publish_connections(self) -> None:
+        for acceptor in self._acceptors:
+            acceptor.publish()
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._idle_trim is not None and counter % 10 == 0:  # ticks come every 0.1 s
+            self._idle_trim.tick(self.server_state.total_requests, time.monotonic())
+        return await super().on_tick(counter)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._mark_draining()
+        super().handle_exit(sig, frame)
+
+    def drain(self) -> None:
+        """Stop as on SIGTERM, without a signal (which uvicorn would raise again once it has stopped)."""
+        self._mark_draining()
+        self.should_exit = True
+
+    def _mark_draining(self) -> None:
+        if self._app.begin_draining():
+            logger.info(
+                "Draining: /ready answers 503; in-flight requests get up to %ss", self.config.timeout_graceful_shutdown
+            )
+
+
+def run_uvicorn(settings: Settings, auth: Authenticator) -> int:
+    """Serve from this process until stopped; the exit status."""
+    app = ScoringApp(settings, authenticator=auth)
+    configs = [
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=settings.graceful_timeout_s,
+            http=protocol_class(settings),
+        )
+        for host, port in binds(settings)
+    ]
+    server = DrainingServer(configs[0], app, settings.heap_keep_mb)
+    sockets = [config.bind_socket() for config in configs]
+    # Once drained, uvicorn raises the signal that stopped it again, under the handler that was there before it
+    # started. A SIGTERM that drained cleanly is a clean exit (status 0), as orchestrators expect.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        server.run(sockets=sockets)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0 if server.started else STARTUP_FAILURE_EXIT
