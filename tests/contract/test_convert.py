@@ -22,8 +22,8 @@ from scoring_runtime.contract import convert
 from scoring_runtime.contract.script import UserScript
 from scoring_runtime.errors import BadRequest, RunFailed
 from tests.conftest import ServerFactory
+from tests.contract.test_script import load
 from tests.helpers import SAMPLES, SCRIPTS
-from tests.test_user_script import load
 
 VECTOR = NumpyParameterType(np.array([1.0, 2.0]))
 

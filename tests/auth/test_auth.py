@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import json
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -525,3 +527,10 @@ def test_watched_file_keeps_the_last_good_content(
 def test_challenge_descriptions_are_quotable() -> None:
     header = Unauthorized("m", 'a "quoted" \\ line\nnext').headers["WWW-Authenticate"]
     assert header == 'Bearer error="invalid_token", error_description="a quoted  linenext"'
+
+
+def test_token_libraries_are_not_imported_unless_tokens_are_configured() -> None:
+    # pyjwt and cryptography cost about 0.1 s of start-up; most deployments check no tokens.
+    code = "import sys, scoring_runtime.serving.workers; print('jwt' in sys.modules, 'cryptography' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False"]

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from scoring_runtime.observability.metric_values import DURATION_BUCKETS, STATUS_CLASSES
 from scoring_runtime.observability.metrics import _HELP, Metrics
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ROUTES = {"/score": "/score", "/": "/", "/models/m/score": "/score"}
 # Status 0 (no response started) is answered 500 by the server; 431 is counted without entering the app.
 REQUESTS = [
@@ -96,7 +96,7 @@ MULTIPROCESS_PROGRAM = """
 import asyncio, sys
 from scoring_runtime.observability import metric_values
 from scoring_runtime.observability.metrics import Metrics
-from tests.test_metric_values import RUNS_MS, record
+from tests.observability.test_metric_values import RUNS_MS, record
 
 if sys.argv[1] == "replay":
     metric_values._has_bucket_values = lambda histogram: False
@@ -107,7 +107,7 @@ async def main():
     await asyncio.sleep(0)  # the end of the loop pass writes what it counted
     sys.stdout.write(metrics.page().decode())
 
-from tests.test_metric_values import ROUTES
+from tests.observability.test_metric_values import ROUTES
 asyncio.run(main())
 """
 

@@ -14,6 +14,7 @@ import uvicorn
 from scoring_runtime import create_app
 from scoring_runtime.serving import process as heap, server
 from scoring_runtime.serving.process import IdleTrim, keep_freed_memory
+from tests.conftest import ServerFactory
 from tests.helpers import SCRIPTS, free_port
 
 # Waves of 1 MB blocks freed and allocated again, as 64 connections' bodies come and go; prints page faults per wave.
@@ -97,3 +98,12 @@ def test_the_server_sets_the_policy_after_init_and_ticks_the_idle_trim(monkeypat
 
     assert asyncio.run(main()) == [64]
     assert trims.trims == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preload", ["false", "true"])
+def test_servers_freeze_what_init_left(serve: ServerFactory, workers: int, preload: str) -> None:
+    # Full collections then skip the model and the modules: they were the slowest 1% of requests under load.
+    server = serve("gc_state.py", workers=workers, env={"WORKER_PRELOAD": preload})
+    state = server.post("/score", content="x").json()
+    assert state["frozen"] > 10_000 and state["threshold"] == [10_000, 10, 10]

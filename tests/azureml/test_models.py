@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from scoring_runtime import ModelNotFoundError, get_model_path
-from scoring_runtime.contract.loading import tree_lines
 
 
 def make(root: Path, *folders: str) -> None:
@@ -69,17 +67,3 @@ def test_nothing_deployed(model_env: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("AZUREML_MODEL_DIR", raising=False)
     with pytest.raises(ModelNotFoundError, match="AZUREML_MODEL_DIR is not set"):
         get_model_path("anything")
-
-
-def test_tree_lines_format_and_truncation(tmp_path: Path) -> None:
-    make(tmp_path / "root", "b/1", "a")
-    assert tree_lines(tmp_path / "root") == [
-        f"root{os.sep}",
-        f"    a{os.sep}",
-        "        model.pkl",
-        f"    b{os.sep}",
-        f"        1{os.sep}",
-        "            model.pkl",
-    ]
-    lines = tree_lines(tmp_path / "root", limit=3)
-    assert lines[-1] == "Output Truncated. First 3 lines shown." and len(lines) == 4

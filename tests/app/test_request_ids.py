@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from scoring_runtime.app.request_context import RequestContext, derive_ids
+from scoring_runtime.app.request_context import RequestContext, derive_ids, new_request_id
 
 GEN = "<generated>"
 
@@ -96,3 +97,11 @@ RESPONSE_HEADERS = [
     ("x-ms-server-version", b"theirs"),
     ("x-other", b"kept"),
 ]
+
+
+def test_request_ids_are_version_4_uuids() -> None:
+    ids = {new_request_id() for _ in range(20_000)}
+    assert len(ids) == 20_000
+    for text in list(ids)[:500]:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)

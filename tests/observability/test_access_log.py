@@ -1,0 +1,66 @@
+"""Access lines written directly are byte for byte what logging would write."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from scoring_runtime.observability import access_log, log
+from scoring_runtime.observability.access_log import AccessLog
+
+
+@pytest.fixture
+def stdout() -> Iterator[io.StringIO]:
+    """The text-format logging set-up, writing to a buffer instead of the real stdout."""
+    buffer = io.StringIO()
+    root = logging.getLogger()
+    real, sys.stdout = sys.stdout, buffer
+    handlers, level = list(root.handlers), root.level
+    try:
+        log.configure_logging("INFO")
+        yield buffer
+    finally:
+        sys.stdout = real
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def _write(lines: AccessLog, *args: object) -> None:
+    async def write() -> None:
+        lines.write(*args)  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # the flush runs on the next pass of the loop
+
+    asyncio.run(write())
+
+
+def test_direct_access_lines_are_what_logging_would_write(stdout: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    logging.getLogger().handlers[:] = [log.line_handler()]  # without pytest's own capturing handler
+    assert access_log._direct_handler() is log.line_handler() is not None  # the default set-up takes the short way
+    monkeypatch.setattr(access_log.time, "time", lambda: 1_790_000_000.25)
+    _write(AccessLog(), "POST", "/score?x=1", 200, 1.5, "15", False)
+    _write(AccessLog(), "GET", "/score", 500, 0.25, "N/A", True)
+    record = logging.LogRecord(
+        "scoring_runtime.access", logging.INFO, __file__, 1, "POST /score?x=1 200 1.500ms 15", (), None
+    )
+    record.created, record.msecs = 1_790_000_000.25, 250.0
+    expected = log.line_handler().format(record)  # type: ignore[union-attr]
+    first, second = stdout.getvalue().splitlines()
+    assert first == expected
+    assert second.endswith(" I [%d] scoring_runtime.access - GET /score 500 0.250ms N/A aborted" % os.getpid())
+
+
+def test_a_handler_the_script_adds_gets_the_access_lines(stdout: io.StringIO) -> None:
+    seen: list[logging.LogRecord] = []
+    extra = logging.Handler()
+    extra.emit = seen.append  # type: ignore[method-assign]
+    logging.getLogger().addHandler(extra)
+    _write(AccessLog(), "POST", "/score", 200, 1.0, "2", False)
+    assert [record.getMessage() for record in seen] == ["POST /score 200 1.000ms 2"]
+    assert (seen[0].method, seen[0].status, seen[0].size) == ("POST", 200, 2)  # type: ignore[attr-defined]
+    assert stdout.getvalue().endswith("scoring_runtime.access - POST /score 200 1.000ms 2\n")
