@@ -1,0 +1,239 @@
+"""Settings, declared once. Each field names its environment variable, its CLI flag where it has one, and its doc.
+
+How the sources are merged is config.py's business.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scoring_runtime import config_values as values
+
+
+def _setting(
+    env: str, parse: Callable[[object], Any], default: Any, doc: str, cli: str | None = None, secret: bool = False
+) -> Any:
+    metadata = {"env": env, "parse": parse, "doc": doc, "cli": cli}
+    # Secrets stay out of repr(), so that no log line or traceback that shows the settings shows them.
+    if callable(default):
+        return field(default_factory=default, metadata=metadata, repr=not secret)
+    return field(default=default, metadata=metadata, repr=not secret)
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_root: Path = _setting(
+        "AML_APP_ROOT",
+        lambda raw: Path(values.text(raw)),
+        Path.cwd,
+        "Folder the entry script and its relative paths are resolved from (default: the current directory).",
+    )
+    entry_script: str | None = _setting(
+        "AZUREML_ENTRY_SCRIPT",
+        values.optional_text,
+        None,
+        "Path of score.py; relative paths are taken from the app root. Unset: `import main`.",
+        "entry_script",
+    )
+    source_dir: str | None = _setting(
+        "AZUREML_SOURCE_DIRECTORY", values.optional_text, None, "Folder under the app root that is put on sys.path."
+    )
+    model_dir: str | None = _setting(
+        "AZUREML_MODEL_DIR",
+        values.optional_text,
+        None,
+        "Model folder given to the script as AZUREML_MODEL_DIR, verbatim.",
+        "model_dir",
+    )
+    config_file: str | None = _setting(
+        "AZUREML_CONFIG_FILE",
+        values.optional_text,
+        None,
+        "JSON file of settings keyed by environment name.",
+        "config_file",
+    )
+    service_name: str = _setting(
+        "SERVICE_NAME", values.text, "ML service", "Service name used in the swagger document."
+    )
+    service_version: str = _setting(
+        "SERVICE_VERSION", values.text, "1.0", "Service version used in the swagger document."
+    )
+    service_path_prefix: str = _setting(
+        "SERVICE_PATH_PREFIX",
+        values.path_prefix,
+        "",
+        "Path prefix the routes are served under (as well as at the root) and documented with in the swagger.",
+    )
+    scoring_timeout_ms: int = _setting(
+        "SCORING_TIMEOUT_MS",
+        values.integer(0),
+        3_600_000,
+        "Longest run() call in milliseconds before the client gets a 500; 0 disables it.",
+        "scoring_timeout_ms",
+    )
+    worker_count: int = _setting(
+        "WORKER_COUNT",
+        values.integer(1),
+        1,
+        "Worker processes; 1 serves from this process with uvicorn, more use gunicorn.",
+        "worker_count",
+    )
+    worker_timeout: int = _setting(
+        "WORKER_TIMEOUT",
+        values.integer(1),
+        300,
+        "Under gunicorn, seconds a run() call or a silent worker may take before the worker is replaced.",
+        "worker_timeout",
+    )
+    worker_preload: bool = _setting(
+        "WORKER_PRELOAD",
+        values.boolean,
+        False,
+        "Import score.py and run init() once before forking workers, sharing the model's memory.",
+    )
+    log_level: str = _setting(
+        "AZUREML_LOG_LEVEL", values.log_level, "INFO", "Level of the server's and the script's logs."
+    )
+    log_format: str = _setting(
+        "SCORING_LOG_FORMAT",
+        values.log_format,
+        "text",
+        "text: the reference's log lines; json: one JSON object per line, with the request id.",
+        "log_format",
+    )
+    cors_origins: tuple[str, ...] = _setting(
+        "AML_CORS_ORIGINS",
+        values.comma_list,
+        (),
+        "Comma-separated origins allowed by CORS.",
+        "access_control_allow_origins",
+    )
+    host: str = _setting("SCORING_HOST", values.text, "0.0.0.0", "Address to listen on.", "host")
+    port: int = _setting("SERVER_PORT", values.port, 5001, "Port of the scoring server.", "port")
+    health_port: int | None = _setting(
+        "HEALTH_PORT", values.optional_port, None, "A second port serving the same routes, for probes.", "health_port"
+    )
+    max_concurrency: int = _setting(
+        "SCORING_MAX_CONCURRENCY",
+        values.integer(1),
+        1,
+        "run() calls allowed at once in each worker.",
+        "max_concurrency",
+    )
+    max_request_bytes: int = _setting(
+        "SCORING_MAX_REQUEST_BYTES",
+        values.integer(1),
+        100 * 1024 * 1024,
+        "Largest request body accepted, in bytes; larger ones get 413 before they are read.",
+        "max_request_bytes",
+    )
+    max_header_bytes: int = _setting(
+        "SCORING_MAX_HEADER_BYTES",
+        values.integer(1024),
+        64 * 1024,
+        "Largest request head (request line and headers), in bytes; a larger one gets 431 and the connection closes.",
+        "max_header_bytes",
+    )
+    header_timeout_s: int = _setting(
+        "SCORING_HEADER_TIMEOUT_S",
+        values.integer(0),
+        60,
+        "Seconds a client gets to send a request's headers before it gets 408 and the connection closes; 0: no limit.",
+        "header_timeout_s",
+    )
+    max_queue: int = _setting(
+        "SCORING_MAX_QUEUE",
+        values.integer(0),
+        100,
+        "Requests each worker lets wait for a run slot; beyond that it answers 503 with Retry-After at once.",
+        "max_queue",
+    )
+    graceful_timeout_s: int = _setting(
+        "SCORING_GRACEFUL_TIMEOUT_S",
+        values.integer(0),
+        30,
+        "Seconds in-flight requests get to finish after SIGTERM before the process stops anyway.",
+        "graceful_timeout_s",
+    )
+    auth_keys: tuple[str, ...] = _setting(
+        "SCORING_AUTH_KEYS",
+        values.auth_keys,
+        (),
+        "Comma-separated API keys (primary,secondary) accepted as `Authorization: Bearer <key>`.",
+        "auth_keys",
+        secret=True,
+    )
+    auth_key_file: str | None = _setting(
+        "SCORING_AUTH_KEY_FILE",
+        values.optional_text,
+        None,
+        "File of API keys, one per line (primary, secondary); re-read when it changes.",
+        "auth_key_file",
+    )
+    jwt_secret: str | None = _setting(
+        "SCORING_JWT_SECRET",
+        values.optional_text,
+        None,
+        "HS256 secret (at least 32 bytes) that bearer JWTs are checked with.",
+        "jwt_secret",
+        secret=True,
+    )
+    jwt_public_key_file: str | None = _setting(
+        "SCORING_JWT_PUBLIC_KEY_FILE",
+        values.optional_text,
+        None,
+        "PEM public key that bearer JWTs are checked with: RSA means RS256, EC P-256 means ES256.",
+        "jwt_public_key_file",
+    )
+    jwt_jwks_file: str | None = _setting(
+        "SCORING_JWT_JWKS_FILE",
+        values.optional_text,
+        None,
+        "JWKS file whose keys (picked by kid) bearer JWTs are checked with; re-read when it changes.",
+        "jwt_jwks_file",
+    )
+    jwt_audience: str | None = _setting(
+        "SCORING_JWT_AUDIENCE", values.optional_text, None, "Required `aud` of bearer JWTs.", "jwt_audience"
+    )
+    jwt_issuer: str | None = _setting(
+        "SCORING_JWT_ISSUER", values.optional_text, None, "Required `iss` of bearer JWTs.", "jwt_issuer"
+    )
+    jwt_leeway_s: int = _setting(
+        "SCORING_JWT_LEEWAY_S",
+        values.integer(0, 300),
+        30,
+        "Clock skew, in seconds, allowed when checking a JWT's exp, nbf and iat.",
+        "jwt_leeway_s",
+    )
+    auth_swagger: bool = _setting(
+        "SCORING_AUTH_SWAGGER",
+        values.boolean,
+        False,
+        "Require authentication for /swagger.json too (when authentication is on).",
+        "auth_swagger",
+    )
+    heap_keep_mb: int = _setting(
+        "SCORING_HEAP_KEEP_MB",
+        values.integer(0, 2047),
+        256,
+        "Freed memory (MiB) each worker's C heap keeps for reuse while serving; 0 leaves the C library's policy.",
+    )
+    metrics: bool = _setting(
+        "SCORING_METRICS", values.boolean, True, "Serve Prometheus metrics at GET /metrics.", "metrics"
+    )
+    server_version_header: bool = _setting(
+        "SERVER_VERSION_LOG_RESPONSE_ENABLED", values.boolean, True, "Send the x-ms-server-version response header."
+    )
+
+    def entry_script_path(self) -> Path | None:
+        if self.entry_script is None:
+            return None
+        return (self.app_root / self.entry_script).absolute()
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+ENV_NAMES = {f.metadata["env"]: f.name for f in FIELDS.values()}
