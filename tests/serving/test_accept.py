@@ -19,7 +19,7 @@ from uvicorn import Config
 from uvicorn.server import ServerState
 
 from scoring_runtime.config import load_settings
-from scoring_runtime.serving import accept as accept_balance
+from scoring_runtime.serving import accept
 from scoring_runtime.serving.accept import ACCEPT_WAIT_S, SLACK
 from scoring_runtime.serving.http.protocol import protocol_class
 from scoring_runtime.serving.server import DrainingServer
@@ -81,11 +81,11 @@ def test_a_wait_that_another_worker_ended_does_not_shorten_the_next_one(monkeypa
     # In one process: an acceptor holding more connections than the other (simulated) worker leaves a connection to
     # it; the other takes it. A connection arriving once ACCEPT_WAIT_S has passed since then must be left to the
     # other worker too, for a whole wait of its own, not taken at once because of the old wait.
-    monkeypatch.setattr(accept_balance, "ACCEPT_WAIT_S", 0.5)
+    monkeypatch.setattr(accept, "ACCEPT_WAIT_S", 0.5)
 
     async def scenario() -> tuple[int, int]:
         listener = socket.create_server(("127.0.0.1", 0))
-        shares = accept_balance.Shares()
+        shares = accept.Shares()
         mine, other = shares.claim(), shares.claim()
         assert mine is not None and other is not None
         shares.counts[other] = 0
@@ -96,7 +96,7 @@ def test_a_wait_that_another_worker_ended_does_not_shorten_the_next_one(monkeypa
             return accepted[-1]
 
         held = [object()] * (SLACK + 1)  # this worker's connections: more than the other's, beyond the slack
-        acceptor = accept_balance.BalancedAcceptor(listener, protocol, held, shares, mine)
+        acceptor = accept.BalancedAcceptor(listener, protocol, held, shares, mine)
         clients = []
         try:
             for _ in range(2):
@@ -127,20 +127,20 @@ class _OneOfTwo:
 
     def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.shares = accept_balance.Shares()
+        self.shares = accept.Shares()
         mine, other = self.shares.claim(), self.shares.claim()
         assert mine is not None and other is not None
         self.mine, self.other = mine, other
         self.shares.counts[other] = 0
         self.held: list[_Kept] = []  # as uvicorn's set of open connections
         self.clients: list[socket.socket] = []
-        self.acceptor: accept_balance.BalancedAcceptor | None = None
+        self.acceptor: accept.BalancedAcceptor | None = None
 
     def connect(self, count: int) -> None:
         self.clients += [socket.create_connection(self.listener.getsockname()) for _ in range(count)]
 
     def accept(self) -> None:
-        self.acceptor = accept_balance.BalancedAcceptor(
+        self.acceptor = accept.BalancedAcceptor(
             self.listener, self._protocol, self.held, self.shares, self.mine
         )
 
@@ -160,7 +160,7 @@ class _OneOfTwo:
 
 
 def test_a_worker_takes_new_connections_up_to_the_slack_then_leaves_them(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(accept_balance, "ACCEPT_WAIT_S", 30.0)  # no fallback within the test
+    monkeypatch.setattr(accept, "ACCEPT_WAIT_S", 30.0)  # no fallback within the test
 
     async def scenario() -> list[int]:
         pair = _OneOfTwo()
@@ -184,7 +184,7 @@ def test_a_worker_takes_new_connections_up_to_the_slack_then_leaves_them(monkeyp
 def test_a_burst_is_split_into_shares_taken_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     # 24 connections wait and the one other worker holds none: this worker takes its half in one go, not SLACK + 1
     # and then a few more each time the other has had its turn (which, on a shared core, is a time slice away).
-    monkeypatch.setattr(accept_balance, "ACCEPT_WAIT_S", 30.0)
+    monkeypatch.setattr(accept, "ACCEPT_WAIT_S", 30.0)
 
     async def scenario() -> tuple[int, int | None]:
         pair = _OneOfTwo()
@@ -192,7 +192,7 @@ def test_a_burst_is_split_into_shares_taken_at_once(monkeypatch: pytest.MonkeyPa
         pair.accept()
         try:
             await asyncio.sleep(0.3)
-            return len(pair.held), accept_balance.waiting_connections(pair.listener)
+            return len(pair.held), accept.waiting_connections(pair.listener)
         finally:
             await pair.close()
 
@@ -201,18 +201,18 @@ def test_a_burst_is_split_into_shares_taken_at_once(monkeypatch: pytest.MonkeyPa
 
 def test_the_accept_queue_length_is_read_from_the_kernel(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        assert accept_balance.waiting_connections(listener) == 0
+        assert accept.waiting_connections(listener) == 0
         clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
-        assert accept_balance.waiting_connections(listener) == 3
+        assert accept.waiting_connections(listener) == 3
         listener.accept()[0].close()
-        assert accept_balance.waiting_connections(listener) == 2
+        assert accept.waiting_connections(listener) == 2
         for client in clients:
             client.close()
     # Where the kernel does not say (a Unix socket), the count is unknown rather than wrong.
     with socket.socket(socket.AF_UNIX) as unix:
         unix.bind(str(tmp_path / "s"))
         unix.listen()
-        assert accept_balance.waiting_connections(unix) is None
+        assert accept.waiting_connections(unix) is None
 
 
 def test_a_closed_connection_is_published_at_once(tmp_path: Path) -> None:
@@ -226,7 +226,7 @@ def test_a_closed_connection_is_published_at_once(tmp_path: Path) -> None:
 
     async def scenario() -> list[int]:
         listener = socket.create_server(("127.0.0.1", 0))
-        shares = accept_balance.Shares()
+        shares = accept.Shares()
         mine, other = shares.claim(), shares.claim()
         assert mine is not None and other is not None
         shares.counts[other] = 0
@@ -234,7 +234,7 @@ def test_a_closed_connection_is_published_at_once(tmp_path: Path) -> None:
         def protocol() -> asyncio.Protocol:
             return http(config=config, server_state=state, app_state={})  # type: ignore[call-arg]
 
-        acceptor = accept_balance.BalancedAcceptor(listener, protocol, state.connections, shares, mine)
+        acceptor = accept.BalancedAcceptor(listener, protocol, state.connections, shares, mine)
         published = []
         try:
             client = socket.create_connection(listener.getsockname())
@@ -274,7 +274,7 @@ def test_one_worker_accepts_a_burst_in_one_pass_of_the_loop() -> None:
                 await asyncio.sleep(0.01)
             clients = [socket.create_connection(listener.getsockname()) for _ in range(burst)]
             passes = 0
-            while accept_balance.waiting_connections(listener) and passes < burst:
+            while accept.waiting_connections(listener) and passes < burst:
                 await asyncio.sleep(0)  # one pass of the loop
                 passes += 1
             return passes

@@ -1,4 +1,4 @@
-"""Big request bodies read straight into their buffer (body_receiver.py), on both event loops the server runs on."""
+"""Big request bodies read straight into their buffers (body.py), on both event loops the server runs on."""
 
 from __future__ import annotations
 
@@ -15,10 +15,8 @@ from uvicorn import Config
 from uvicorn.server import ServerState
 
 from scoring_runtime.config import load_settings
-from scoring_runtime.serving.http import body as body_receiver
-from scoring_runtime.serving.http.body import MIN_DIRECT_BYTES, SEGMENT_BYTES, WHOLE_BYTES, BodyReceiver
-from scoring_runtime.serving.http.protocol import SPLIT_FROM_BYTES, BoundedHttpToolsProtocol, protocol_class
-from scoring_runtime.serving.http.unfilled_bytes import unfilled_bytes
+from scoring_runtime.serving.http.body import MIN_DIRECT_BYTES, SEGMENT_BYTES, BodyReceiver
+from scoring_runtime.serving.http.protocol import BoundedHttpToolsProtocol, protocol_class
 
 BODY = random.Random(5).randbytes(1024 * 1024 + 3)
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
@@ -222,36 +220,13 @@ def test_an_unwanted_body_is_read_over_one_buffer_and_dropped() -> None:
     assert receiver._parts == []
 
 
-def test_a_body_up_to_the_whole_size_is_read_into_the_object_handed_over(monkeypatch: pytest.MonkeyPatch) -> None:
-    made: list[bytes] = []
-
-    def recording(size: int) -> tuple[bytes, memoryview] | None:
-        whole = unfilled_bytes(size)
-        assert whole is not None
-        made.append(whole[0])
-        return whole
-
-    monkeypatch.setattr(body_receiver, "unfilled_bytes", recording)
+def test_the_body_is_joined_from_the_pieces_parsed_and_the_buffers_read() -> None:
     owner = _Owner()
     receiver = BodyReceiver(owner, [BODY[:10], BODY[10:300]], 300, len(BODY) - 300)
+    assert len(receiver.get_buffer(-1)) == len(BODY) - 300  # a body under SEGMENT_BYTES: one buffer for the rest
     _feed(receiver, BODY[300:])
     assert owner.bodies == [BODY]
-    assert owner.bodies[0] is made[0]
-
-
-def test_without_unfilled_bytes_the_body_is_joined_from_its_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(body_receiver, "unfilled_bytes", lambda size: None)
-    owner = _Owner()
-    receiver = BodyReceiver(owner, [BODY[:300]], 300, len(BODY) - 300)
-    assert len(receiver.get_buffer(-1)) == len(BODY) - 300
-    _feed(receiver, BODY[300:])
-    assert owner.bodies == [BODY]
-
-
-def test_a_body_over_the_whole_size_grows_with_what_arrives() -> None:
-    owner = _Owner()
-    receiver = BodyReceiver(owner, [b"abc"], 3, WHOLE_BYTES)
-    assert len(receiver.get_buffer(-1)) <= SEGMENT_BYTES
+    assert type(owner.bodies[0]) is bytes
 
 
 def _count_parsed_body_bytes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -268,13 +243,13 @@ def _count_parsed_body_bytes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 @pytest.mark.parametrize("loop_name", LOOPS)
-def test_a_big_body_read_with_its_head_is_not_copied_by_the_parser(
+def test_the_rest_of_a_big_body_is_not_copied_by_the_parser(
     loop_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The head and the first 100 kB of the body arrive in one read: the head alone goes through the parser, and the
-    # body's first piece is copied once, into the body's buffer. A body that ends in the read goes through it.
+    # The head and the first 100 kB of the body arrive in one read, which the parser takes; the rest of the body is
+    # read past it, into the body's buffers. A body that ends within MIN_DIRECT_BYTES goes through the parser.
     parsed = _count_parsed_body_bytes(monkeypatch)
-    small = BODY[: 3 * SPLIT_FROM_BYTES]
+    small = BODY[: MIN_DIRECT_BYTES // 2]
 
     async def talk(port: int) -> list[object]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -290,16 +265,15 @@ def test_a_big_body_read_with_its_head_is_not_copied_by_the_parser(
         await writer.wait_closed()
         return answers
 
-    assert _serve_and_talk(loop_name, tmp_path, talk) == [(200, 1, BODY), 0, (200, 1, small), len(small)]
+    first, parsed_first, second, parsed_both = _serve_and_talk(loop_name, tmp_path, talk)
+    assert (first, second) == ((200, 1, BODY), (200, 1, small))
+    assert 0 < parsed_first <= 100_000  # type: ignore[operator]
+    assert parsed_both == parsed_first + len(small)  # type: ignore[operator]
 
 
 @pytest.mark.parametrize("loop_name", LOOPS)
-def test_the_first_piece_of_a_body_outlives_the_shared_read_buffer(
-    loop_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Without unfilled bytes the body is kept as pieces; its first piece was read into the buffer all connections
-    # share, which another connection's request then overwrites before the body is complete.
-    monkeypatch.setattr(body_receiver, "unfilled_bytes", lambda size: None)
+def test_big_bodies_arriving_at_once_on_two_connections_stay_apart(loop_name: str, tmp_path: Path) -> None:
+    # The first piece of one connection's body is kept while another connection's request is read and answered.
     other = bytes(200_000)
 
     async def talk(port: int) -> list[tuple[int, int, bytes]]:
@@ -329,7 +303,7 @@ def test_what_follows_an_upgrade_head_in_the_same_read_is_dropped_as_before(loop
 
     async def talk(port: int) -> list[tuple[int, int, bytes]]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(head + b"not http " * (SPLIT_FROM_BYTES // 4))
+        writer.write(head + b"not http " * 4096)
         answers = [await _response(reader)]
         writer.write(_request("/a", b"after"))
         answers.append(await _response(reader))

@@ -1,4 +1,4 @@
-"""The worker's heap policy (heap.py): freed memory kept while serving, given back once idle."""
+"""Process tuning (process.py): freed heap memory kept while serving, given back once idle; the GC freeze."""
 
 from __future__ import annotations
 

@@ -7,9 +7,7 @@ the fast parser, and adds SCORING_MAX_HEADER_BYTES (431) and SCORING_HEADER_TIME
 
 The subclass also sends each response's head and the first piece of its body in one write (`head_with_body.py`), and
 hands a body of declared length to the app whole, without uvicorn's copies (`on_body`); the rest of a big one is read
-past the parser, straight into its buffer (`body_receiver.py`). Reads go into one buffer per event loop
-(`shared_read.py`), and a long one that starts a request is parsed up to the head's end only: the body it holds
-reaches its buffer in one copy, not three.
+past the parser, straight into its buffers (`body.py`).
 
 How the size is counted: a chunk read from the socket that leaves the head still incomplete is head, so those
 chunks are added up (all but the one the request began in) and the head is refused as soon as they pass the limit:
@@ -22,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import httptools
@@ -31,7 +29,6 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from scoring_runtime.config import Settings
 from scoring_runtime.serving.http.body import MIN_DIRECT_BYTES, BodyReceiver
 from scoring_runtime.serving.http.head_with_body import HeadWithBody
-from scoring_runtime.serving.http.shared_read import SharedBuffer, SharedReader
 
 logger = logging.getLogger("scoring_runtime")
 
@@ -42,10 +39,6 @@ _HEADER_LINE_EXTRA = 4
 _HEAD_END = 2
 # After a refusal, how long what the client still sends is read and dropped before the socket is closed.
 LINGER_S = 2.0
-# A read at least this long that starts a request is parsed up to the end of its head only, so that a body of
-# declared length read with it is copied once, into its buffer, rather than also by the parser (see shared_read).
-SPLIT_FROM_BYTES = 16 * 1024
-_HEAD_END_MARK = b"\r\n\r\n"
 
 
 class _HeadTooLarge(Exception):
@@ -74,14 +67,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._lingering = False
         self._body_chunks: list[bytes] | None = None
         self._body_declared = 0
-        self._reader = SharedReader(self, self.loop)
-        self._between_messages = True
-        # The part of a split read after the head, while the head is parsed: a view of the shared buffer.
-        self._rest: memoryview | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        transport.set_protocol(self._reader)
         # uvicorn arms its keep-alive timer only after a response: the first head would otherwise have no deadline.
         self._head_since = self.loop.time()
         self._arm_head_timer(self.head_timeout_s)
@@ -92,41 +80,21 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.on_closed is not None:
             self.on_closed()
 
-    def shared_read(self, buffer: SharedBuffer, nbytes: int) -> None:
-        view = buffer.view
-        if nbytes >= SPLIT_FROM_BYTES and self._between_messages:
-            end = buffer.data.find(_HEAD_END_MARK, 0, min(nbytes, self.max_head_bytes))
-            if end > 0:
-                end += len(_HEAD_END_MARK)
-                self._rest = view[end:nbytes]
-                self.data_received(view[:end])
-                rest, self._rest = self._rest, None
-                # Unless a BodyReceiver took it, the rest is parsed as the read's next bytes; after an upgrade's head
-                # httptools stops, and so it is dropped, as uvicorn drops what follows that head in one read.
-                if rest is None or self._lingering or self.transport.is_closing() or self.parser.should_upgrade():
-                    return
-                self.data_received(rest)
-                return
-        self.data_received(view[:nbytes])
-
-    def data_received(self, data: bytes | memoryview) -> None:
+    def data_received(self, data: bytes) -> None:
         if self._lingering:
             return
         self._message_began_in_chunk = False
-        super().data_received(data)  # type: ignore[arg-type]
+        super().data_received(data)
         if self._lingering or self.transport.is_closing():
             return
         if not self._awaiting_head:
             chunks = self._body_chunks
             if chunks is not None:
-                rest = self._rest
-                got = sum(map(len, chunks)) + (0 if rest is None else len(rest))
+                got = sum(map(len, chunks))
                 left = self._body_declared - got
                 if left >= MIN_DIRECT_BYTES:
-                    # The rest of a big body goes straight from the socket to its buffer (see body_receiver.py).
-                    pieces: Sequence[bytes | memoryview] = chunks if rest is None else [*chunks, rest]
-                    self._rest = None
-                    self._reader.direct = BodyReceiver(self, pieces, got, left)
+                    # The rest of a big body goes straight from the socket to its buffers (see body.py).
+                    self.transport.set_protocol(BodyReceiver(self, chunks, got, left))
                     self._body_chunks = None
             return
         # The head is still incomplete, so this chunk was all head; unless the message began in it, when part of it
@@ -138,7 +106,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._between_messages = False
         self._awaiting_head = True
         self._head_started = True
         self._message_began_in_chunk = True
@@ -180,7 +147,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         chunks.append(body)
 
     def on_message_complete(self) -> None:
-        self._between_messages = True
         chunks, self._body_chunks = self._body_chunks, None
         if chunks and not self.cycle.response_complete:
             # A bytes object, which uvicorn's `bytes(self.body)` hands on without copying.
@@ -198,7 +164,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def body_received(self, body: bytes) -> None:
         """The end of a body read by a BodyReceiver: this protocol reads the connection again, with a new parser, as
         the old one still expects the body's bytes; the message is then complete as if the parser had said so."""
-        self._reader.direct = None
+        self.transport.set_protocol(self)
         self.parser = _new_parser(self)
         self._body_chunks = [body]
         self.on_message_complete()
