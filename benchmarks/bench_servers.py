@@ -171,7 +171,14 @@ def pss_kib(pid: int) -> int:
 class RunningServer:
     """One benchmarked server, from spawn to stop; its stdout and stderr go to a log file."""
 
-    def __init__(self, kind: ServerKind, scenario: Scenario, log_path: Path, ref_python: Path | None) -> None:
+    def __init__(
+        self,
+        kind: ServerKind,
+        scenario: Scenario,
+        log_path: Path,
+        ref_python: Path | None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.kind = kind
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -179,6 +186,7 @@ class RunningServer:
         self._home = tempfile.TemporaryDirectory(prefix="bench-home-")
         # The reference's gunicorn 27 keeps a control socket in $HOME, shared by every instance: give it its own.
         env = clean_env(HOME=self._home.name) if kind.name == "reference" else clean_env()
+        env.update(extra_env or {})
         command = ["taskset", "-c", str(SERVER_CORE), *server_command(kind, scenario, self.port, ref_python)]
         self._log = self.log_path.open("wb")
         self.spawned = time.monotonic()
