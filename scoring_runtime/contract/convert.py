@@ -45,7 +45,11 @@ def _inner_code(outer: Callable[..., Any], name: str) -> CodeType | None:
 
 _INPUT_CODE = _inner_code(schema_decorators.input_schema, "decorator_input")
 _OUTPUT_CODE = _inner_code(schema_decorators.output_schema, "decorator_input")
-_library_convert: Callable[[Any, Any, str], Any] = schema_decorators._deserialize_input_argument
+# inference-schema's own conversion of one input, which ours hands what it does not cover; without it (a release that
+# renamed it), typed inputs are left to the decorated run().
+_library_convert: Callable[[Any, Any, str], Any] | None = getattr(
+    schema_decorators, "_deserialize_input_argument", None
+)
 
 
 class ConversionError(Exception):
@@ -112,6 +116,8 @@ def _unsupported_library() -> str | None:
         return "its version is unknown"
     if version not in TESTED_VERSIONS or _INPUT_CODE is None or _OUTPUT_CODE is None:
         return f"inference-schema {version} is not a release this server was tested with"
+    if _library_convert is None:
+        return f"inference-schema {version} has no _deserialize_input_argument"
     return None
 
 
@@ -150,8 +156,12 @@ def _is_schema_layer(obj: Any) -> bool:
 def converter(param_type: Any, name: str) -> tuple[Converter, str]:
     """The converter for one parameter, and how it converts (for the log)."""
 
+    convert = _library_convert
+    if convert is None:
+        raise RuntimeError("inference-schema's _deserialize_input_argument is missing: plan() should not get here")
+
     def library(value: Any) -> Any:
-        return _library_convert(value, param_type, name)
+        return convert(value, param_type, name)
 
     fast, how = fast_converter(param_type, library)
     if fast is None:

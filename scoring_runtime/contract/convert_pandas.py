@@ -12,17 +12,30 @@ Every other input (nulls, mixed kinds, missing, extra or reordered columns, ...)
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from inference_schema.parameter_types.pandas_parameter_type import PandasParameterType
-from pandas.io.json import _json as pandas_json
+
+
+def private_json_module() -> ModuleType | None:
+    """pandas' private JSON module, for the number parser read_json uses; None should a release move it, and then
+    frames are left to inference-schema (converter() says why) and nothing else changes."""
+    try:
+        return importlib.import_module("pandas.io.json._json")
+    except ImportError:
+        return None
+
+
+pandas_json = private_json_module()
 
 Converter = Callable[[Any], Any]
 Column = Callable[[list[Any]], Any]  # a column's values -> its array, or None when inference-schema must convert

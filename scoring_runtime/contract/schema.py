@@ -10,7 +10,12 @@ from typing import Any
 from inference_schema import schema_decorators, schema_util
 
 _SCHEMA_MODULE = schema_decorators.__name__
-_CONVERT_CODE = schema_decorators._deserialize_input_argument.__code__
+_SCHEMA_PACKAGE = _SCHEMA_MODULE.partition(".")[0]
+# The private function in which inference-schema converts one input (1.8). Read with a fallback: when a release
+# renames it, conversion frames are recognised by their package and their `param_name` instead (see below).
+_CONVERT_CODE: CodeType | None = getattr(
+    getattr(schema_decorators, "_deserialize_input_argument", None), "__code__", None
+)
 
 
 def is_decorated(run: Callable[..., Any]) -> bool:
@@ -67,8 +72,10 @@ def conversion_failure(exc: BaseException, code: CodeType | None) -> str | None:
     """The parameter whose input inference-schema failed to convert, or None when `exc` came from user code.
 
     The conversion runs before the user's function is entered, so an exception raised under it has a traceback
-    that passes through `_deserialize_input_argument` and never through the user's code object.
+    that passes through inference-schema's conversion and never through the user's code object.
     """
+    if _CONVERT_CODE is None:
+        return _conversion_failure_by_package(exc, code)
     parameter: str | None = None
     tb: TracebackType | None = exc.__traceback__
     while tb is not None:
@@ -79,3 +86,24 @@ def conversion_failure(exc: BaseException, code: CodeType | None) -> str | None:
             parameter = str(tb.tb_frame.f_locals.get("param_name"))
         tb = tb.tb_next
     return parameter
+
+
+def _conversion_failure_by_package(exc: BaseException, code: CodeType | None) -> str | None:
+    """The same, for a release without `_deserialize_input_argument`, from the frames of inference-schema's package
+    that know a `param_name`: the outermost one that takes it as an argument (the conversion of one input, which may
+    recurse into the names of nested parameters), or else the innermost (each decorator layer knows its own)."""
+    converting: str | None = None
+    innermost: str | None = None
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        frame_code = frame.f_code
+        if frame_code is code:
+            return None
+        module = str(frame.f_globals.get("__name__", ""))
+        if module.partition(".")[0] == _SCHEMA_PACKAGE and "param_name" in frame.f_locals:
+            innermost = str(frame.f_locals["param_name"])
+            if converting is None and "param_name" in frame_code.co_varnames[: frame_code.co_argcount]:
+                converting = innermost
+        tb = tb.tb_next
+    return converting or innermost

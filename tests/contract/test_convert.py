@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import wrapt
+from inference_schema import schema_decorators
 from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
 from inference_schema.parameter_types.standard_py_parameter_type import StandardPythonParameterType
 from inference_schema.schema_decorators import input_schema, output_schema
@@ -81,6 +83,25 @@ def test_untested_inference_schema_release_is_left_alone(
     monkeypatch.setattr(convert, "TESTED_VERSIONS", frozenset({"0.1"}))
     assert convert.plan(input_schema("data", VECTOR)(stacked)) is None
     assert any("is not a release this server was tested with" in m for m in caplog.messages)
+
+
+def test_without_inference_schemas_own_conversion_typed_inputs_stay_with_the_decorated_run(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    monkeypatch.delattr(schema_decorators, "_deserialize_input_argument")
+    try:
+        importlib.reload(convert)  # the private name is read when the module loads: that must not fail
+        assert convert._library_convert is None
+        run = input_schema("data", VECTOR)(stacked)
+        assert convert.plan(run) is None
+        assert any("has no _deserialize_input_argument" in m for m in caplog.messages)
+        with pytest.raises(RuntimeError):
+            convert.converter(VECTOR, "data")
+    finally:
+        monkeypatch.undo()
+        importlib.reload(convert)
+    assert convert.plan(input_schema("data", VECTOR)(stacked)) is not None
 
 
 def test_optional_and_unconverted_layers() -> None:

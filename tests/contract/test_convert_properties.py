@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +27,7 @@ from inference_schema.parameter_types.numpy_parameter_type import NumpyParameter
 from inference_schema.parameter_types.pandas_parameter_type import PandasParameterType
 from inference_schema.schema_decorators import _deserialize_input_argument
 
-from scoring_runtime.contract import convert
+from scoring_runtime.contract import convert, convert_pandas
 
 EXAMPLES = settings(
     max_examples=150,
@@ -345,3 +346,15 @@ def test_pandas_corpus_matches_inference_schema(orient: str, data: Any) -> None:
     fast, reason = convert.fast_converter(param_type, library)
     assert fast is not None, reason
     assert_same(outcome(fast, data), outcome(library, data), equal_frames)
+
+
+def test_without_pandas_private_json_module_frames_stay_with_inference_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The import is guarded: a pandas that moved the module loads, and its frames are converted by inference-schema.
+    monkeypatch.setitem(sys.modules, "pandas.io.json._json", None)
+    assert convert_pandas.private_json_module() is None
+    monkeypatch.setattr(convert_pandas, "_ujson_loads", None)
+    param_type = PandasParameterType(pd.DataFrame({"a": [0.5]}))
+    fast, reason = convert.fast_converter(param_type, Library(param_type))
+    assert fast is None and reason == f"pandas {pd.__version__} without the reader functions this server uses"
+    monkeypatch.undo()
+    assert convert_pandas.private_json_module() is not None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+from inference_schema import schema_decorators
 from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
 from inference_schema.parameter_types.standard_py_parameter_type import StandardPythonParameterType
 from inference_schema.schema_decorators import input_schema, output_schema
@@ -15,6 +17,14 @@ from inference_schema.schema_decorators import input_schema, output_schema
 from scoring_runtime.contract import schema
 
 SAMPLE = NumpyParameterType(np.array([[1.0, 2.0]]))
+
+
+@pytest.fixture(autouse=True, params=["private function", "package fallback"])
+def conversion_frames(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test twice: conversion frames found by inference-schema 1.8's private function, and as they are found
+    where a release has renamed it (by the frames' package and their `param_name`)."""
+    if request.param == "package fallback":
+        monkeypatch.setattr(schema, "_CONVERT_CODE", None)
 
 
 def plain_decorator(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -82,3 +92,35 @@ def test_conversion_error_inside_user_code_is_a_user_error() -> None:
 def test_is_decorated() -> None:
     assert schema.is_decorated(simple)
     assert not schema.is_decorated(plain_decorator)
+
+
+def test_the_module_imports_where_the_private_function_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(schema_decorators, "_deserialize_input_argument")
+    try:
+        importlib.reload(schema)
+        assert schema._CONVERT_CODE is None
+        assert classify(simple, data="not a list") == "data"
+    finally:
+        monkeypatch.undo()
+        importlib.reload(schema)
+    assert schema._CONVERT_CODE is schema_decorators._deserialize_input_argument.__code__
+
+
+def test_without_the_private_function_a_layer_that_converts_inline_names_its_parameter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A release that converts inside the decorator layer itself: no frame takes param_name as an argument, and the
+    # innermost one that knows it names the parameter.
+    monkeypatch.setattr(schema, "_CONVERT_CODE", None)
+    source = (
+        "def layer(param_name):\n"
+        "    def convert(value):\n"
+        "        param_name\n"
+        "        raise ValueError(value)\n"
+        "    return convert\n"
+    )
+    namespace: dict[str, Any] = {"__name__": "inference_schema.synthetic"}
+    exec(compile(source, "synthetic.py", "exec"), namespace)
+    with pytest.raises(ValueError) as info:
+        namespace["layer"]("data")("bad")
+    assert schema.conversion_failure(info.value, None) == "data"
