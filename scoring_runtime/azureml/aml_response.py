@@ -63,15 +63,10 @@ class AMLResponse(Response):
             self.stream = iter(message)
         else:
             raise TypeError(f"AMLResponse cannot send a {type(message).__name__}; give str, bytes, a dict or chunks")
-        self.status_code = status_code
-        self.media_type = None if user_type else media_type
-        self.background = None
-        if self.stream is None:
-            self.body = self.render(content)
-        # Without a body, no Content-Length is set: a stream goes out chunked.
-        self.init_headers()
+        super().__init__(content, status_code, media_type=None if user_type else media_type)
         if self.stream is not None:
-            self.body = b""
+            # Streamed: sent chunked, so without the Content-Length of the empty body Response.__init__ saw.
+            self.raw_headers = [(name, value) for name, value in self.raw_headers if name != b"content-length"]
         if user_type:
             self.raw_headers.append((b"content-type", str(user_type).encode("latin-1")))
         failed = run_function_failed or status_code >= 500
