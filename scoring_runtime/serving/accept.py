@@ -24,8 +24,7 @@ import select
 import socket
 import struct
 from collections.abc import Callable, Sized
-
-from scoring_runtime.serving.http.protocol import BoundedHttpToolsProtocol
+from typing import Protocol, runtime_checkable
 
 logger = logging.getLogger("scoring_runtime")
 
@@ -46,6 +45,13 @@ ACCEPT_BATCH = 64
 ACCEPT_WAIT_S = 0.05
 # How soon a worker that left a connection to others looks at the socket again.
 RECHECK_S = 0.002
+
+
+@runtime_checkable
+class NotifiesClose(Protocol):
+    """A connection's protocol that calls `on_closed` once it has closed (ours does: protocol.py)."""
+
+    on_closed: Callable[[], None] | None
 
 
 class Shares:
@@ -154,7 +160,7 @@ class BalancedAcceptor:
 
     def _protocol(self) -> asyncio.Protocol:
         protocol = self._factory()
-        if self._shares is not None and isinstance(protocol, BoundedHttpToolsProtocol):
+        if self._shares is not None and isinstance(protocol, NotifiesClose):
             protocol.on_closed = self.publish
         return protocol
 

@@ -17,7 +17,8 @@ from scoring_runtime.auth import Authenticator
 from scoring_runtime.config import Settings
 from scoring_runtime.errors import STARTUP_FAILURE_EXIT
 from scoring_runtime.serving.accept import BalancedAcceptor, Shares
-from scoring_runtime.serving.http.protocol import protocol_class
+from scoring_runtime.serving.http import protocol_class
+from scoring_runtime.serving.http.compat import internals_fit
 from scoring_runtime.serving.process import IdleTrim, keep_freed_memory, settle_garbage_collector
 
 logger = logging.getLogger("scoring_runtime")
@@ -70,16 +71,17 @@ class DrainingServer(uvicorn.Server):
             # uvicorn's bind_socket leaves listening to create_server; a socket gunicorn hands over already listens.
             if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
                 sock.listen(self.config.backlog)
+        if not internals_fit():
+            await super().startup(sockets=sockets)  # uvicorn's own listening, one connection per loop pass
+            self._tune_process()
+            return
         # uvicorn's start-up (the lifespan, init()) without listening.
         await super().startup(sockets=[])
         if not self.started:
             for sock in sockets:
                 sock.close()
             return
-        # This process serves only this app: process-wide tuning is ours to do.
-        settle_garbage_collector()
-        if keep_freed_memory(self._heap_keep_mb):
-            self._idle_trim = IdleTrim()
+        self._tune_process()
         config, state = self.config, self.server_state
         factory = functools.partial(
             config.http_protocol_class,
@@ -91,6 +93,14 @@ class DrainingServer(uvicorn.Server):
             BalancedAcceptor(sock, factory, state.connections, self._shares, self._slot) for sock in sockets
         ]
         self.servers = self._acceptors  # type: ignore[assignment]  # what uvicorn's shutdown closes
+
+    def _tune_process(self) -> None:
+        """This process serves only this app: process-wide tuning is ours to do, once init() has run."""
+        if not self.started:
+            return
+        settle_garbage_collector()
+        if keep_freed_memory(self._heap_keep_mb):
+            self._idle_trim = IdleTrim()
 
     def publish_connections(self) -> None:
         for acceptor in self._acceptors:
@@ -119,6 +129,7 @@ class DrainingServer(uvicorn.Server):
 
 def run_uvicorn(settings: Settings, auth: Authenticator) -> int:
     """Serve from this process until stopped; the exit status."""
+    internals_fit()  # checked (and any fallback logged) before the event loop starts
     app = ScoringApp(settings, authenticator=auth)
     configs = [
         uvicorn.Config(

@@ -22,7 +22,8 @@ from scoring_runtime.config import Settings
 from scoring_runtime.errors import STARTUP_FAILURE_EXIT, StartupError
 from scoring_runtime.observability import metrics
 from scoring_runtime.serving.accept import Shares
-from scoring_runtime.serving.http.protocol import protocol_class
+from scoring_runtime.serving.http import protocol_class
+from scoring_runtime.serving.http.compat import internals_fit
 from scoring_runtime.serving.process import settle_garbage_collector
 from scoring_runtime.serving.server import DrainingServer, binds
 
@@ -31,6 +32,7 @@ logger = logging.getLogger("scoring_runtime")
 
 def run_gunicorn(settings: Settings, auth: Authenticator) -> int:
     """Serve with `settings.worker_count` workers until stopped; the exit status."""
+    internals_fit()  # checked (and any fallback logged) once, in the master: the workers inherit the answer
     if not settings.metrics:
         return _serve(settings, auth)
     # Set before the script is preloaded and the workers forked: prometheus_client reads it when first imported.

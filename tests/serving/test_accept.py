@@ -21,7 +21,7 @@ from uvicorn.server import ServerState
 from scoring_runtime.config import load_settings
 from scoring_runtime.serving import accept
 from scoring_runtime.serving.accept import ACCEPT_WAIT_S, SLACK
-from scoring_runtime.serving.http.protocol import protocol_class
+from scoring_runtime.serving.http import protocol_class
 from scoring_runtime.serving.server import DrainingServer
 from tests.conftest import ServerFactory
 
@@ -140,9 +140,7 @@ class _OneOfTwo:
         self.clients += [socket.create_connection(self.listener.getsockname()) for _ in range(count)]
 
     def accept(self) -> None:
-        self.acceptor = accept.BalancedAcceptor(
-            self.listener, self._protocol, self.held, self.shares, self.mine
-        )
+        self.acceptor = accept.BalancedAcceptor(self.listener, self._protocol, self.held, self.shares, self.mine)
 
     def _protocol(self) -> asyncio.Protocol:
         self.held.append(_Kept())

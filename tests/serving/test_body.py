@@ -1,4 +1,4 @@
-"""Big request bodies read straight into their buffers (body.py), on both event loops the server runs on."""
+"""Request bodies of declared length handed to the app whole (protocol.py), on both event loops the server runs on."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from uvicorn import Config
 from uvicorn.server import ServerState
 
 from scoring_runtime.config import load_settings
-from scoring_runtime.serving.http.body import MIN_DIRECT_BYTES, SEGMENT_BYTES, BodyReceiver
-from scoring_runtime.serving.http.protocol import BoundedHttpToolsProtocol, protocol_class
+from scoring_runtime.serving.http import protocol_class
 
 BODY = random.Random(5).randbytes(1024 * 1024 + 3)
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
@@ -86,7 +85,7 @@ def test_a_big_body_ends_exactly_where_the_next_request_begins(loop_name: str, t
     # Three pipelined requests in one write: the big bodies are read past the parser, the small one through it.
     async def talk(port: int) -> list[tuple[int, int, bytes]]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        small, medium = b"x" * 100, BODY[: 3 * MIN_DIRECT_BYTES]
+        small, medium = b"x" * 100, BODY[:200_000]
         writer.write(_request("/a", BODY) + _request("/b", small) + _request("/c", medium))
         answers = [await _response(reader) for _ in range(3)]
         writer.close()
@@ -94,7 +93,7 @@ def test_a_big_body_ends_exactly_where_the_next_request_begins(loop_name: str, t
         return answers
 
     answers = _serve_and_talk(loop_name, tmp_path, talk)
-    assert answers == [(200, 1, BODY), (200, 1, b"x" * 100), (200, 1, BODY[: 3 * MIN_DIRECT_BYTES])]
+    assert answers == [(200, 1, BODY), (200, 1, b"x" * 100), (200, 1, BODY[:200_000])]
 
 
 @pytest.mark.parametrize("loop_name", LOOPS)
@@ -162,113 +161,6 @@ def test_a_client_leaving_halfway_through_a_big_body_leaves_the_server_serving(l
         return answer
 
     assert _serve_and_talk(loop_name, tmp_path, talk) == (200, 1, BODY)
-
-
-class _Owner:
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        self.wanted = True
-
-    def body_wanted(self) -> bool:
-        return self.wanted
-
-    def body_received(self, body: bytes) -> None:
-        self.bodies.append(body)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        pass
-
-    def eof_received(self) -> bool | None:
-        return None
-
-    def pause_writing(self) -> None:
-        pass
-
-    def resume_writing(self) -> None:
-        pass
-
-
-def _feed(receiver: BodyReceiver, data: bytes) -> None:
-    while data:
-        buffer = receiver.get_buffer(-1)
-        n = min(len(buffer), len(data), 100_000)
-        buffer[:n] = data[:n]
-        receiver.buffer_updated(n)
-        data = data[n:]
-
-
-def test_memory_follows_the_bytes_received_not_the_length_declared() -> None:
-    owner = _Owner()
-    declared = 50 * 1024 * 1024
-    receiver = BodyReceiver(owner, [b"abc"], 3, declared - 3)
-    assert len(receiver.get_buffer(-1)) <= SEGMENT_BYTES
-    sent = random.Random(1).randbytes(5 * 1024 * 1024)
-    _feed(receiver, sent)
-    held = sum(len(part) for part in receiver._parts)
-    assert len(sent) < held <= 2 * (len(sent) + 3) + SEGMENT_BYTES
-    _feed(receiver, bytes(declared - 3 - len(sent)))
-    assert owner.bodies == [b"abc" + sent + bytes(declared - 3 - len(sent))]
-
-
-def test_an_unwanted_body_is_read_over_one_buffer_and_dropped() -> None:
-    owner = _Owner()
-    receiver = BodyReceiver(owner, [], 0, 4 * 1024 * 1024)
-    _feed(receiver, bytes(300_000))
-    owner.wanted = False
-    _feed(receiver, bytes(4 * 1024 * 1024 - 300_000))
-    assert owner.bodies == [b""]
-    assert receiver._parts == []
-
-
-def test_the_body_is_joined_from_the_pieces_parsed_and_the_buffers_read() -> None:
-    owner = _Owner()
-    receiver = BodyReceiver(owner, [BODY[:10], BODY[10:300]], 300, len(BODY) - 300)
-    assert len(receiver.get_buffer(-1)) == len(BODY) - 300  # a body under SEGMENT_BYTES: one buffer for the rest
-    _feed(receiver, BODY[300:])
-    assert owner.bodies == [BODY]
-    assert type(owner.bodies[0]) is bytes
-
-
-def _count_parsed_body_bytes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The body bytes httptools hands over (each piece a copy), counted across all connections."""
-    parsed = [0]
-    on_body = BoundedHttpToolsProtocol.on_body
-
-    def counting(self: BoundedHttpToolsProtocol, body: bytes) -> None:
-        parsed[0] += len(body)
-        on_body(self, body)
-
-    monkeypatch.setattr(BoundedHttpToolsProtocol, "on_body", counting)
-    return parsed
-
-
-@pytest.mark.parametrize("loop_name", LOOPS)
-def test_the_rest_of_a_big_body_is_not_copied_by_the_parser(
-    loop_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The head and the first 100 kB of the body arrive in one read, which the parser takes; the rest of the body is
-    # read past it, into the body's buffers. A body that ends within MIN_DIRECT_BYTES goes through the parser.
-    parsed = _count_parsed_body_bytes(monkeypatch)
-    small = BODY[: MIN_DIRECT_BYTES // 2]
-
-    async def talk(port: int) -> list[object]:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        request = _request("/a", BODY)
-        writer.write(request[: len(request) - len(BODY) + 100_000])
-        await writer.drain()
-        await asyncio.sleep(0.05)
-        writer.write(request[len(request) - len(BODY) + 100_000 :])
-        answers: list[object] = [await _response(reader), parsed[0]]
-        writer.write(_request("/b", small))
-        answers += [await _response(reader), parsed[0]]
-        writer.close()
-        await writer.wait_closed()
-        return answers
-
-    first, parsed_first, second, parsed_both = _serve_and_talk(loop_name, tmp_path, talk)
-    assert (first, second) == ((200, 1, BODY), (200, 1, small))
-    assert 0 < parsed_first <= 100_000  # type: ignore[operator]
-    assert parsed_both == parsed_first + len(small)  # type: ignore[operator]
 
 
 @pytest.mark.parametrize("loop_name", LOOPS)
