@@ -3,8 +3,10 @@
 Usage: python benchmarks/ab.py BASE HEAD [--scenario raw_1mb] [--concurrency 8] [--workers 1] [--rounds 8]
        [--duration 3] [--out ab.jsonl]
 
-BASE and HEAD are git revisions (`WORKTREE` is the working tree as it is). Each one's `scoring_runtime/` is exported
-to a folder of its own and served from it (PYTHONPATH), by the same interpreter and installed dependencies; both
+BASE and HEAD are git revisions (`WORKTREE` is the working tree as it is), each optionally followed by `+PATCH`: a
+patch applied to that revision's package, such as the variants in benchmarks/variants/ that take out one mechanism
+(`a81fb07+benchmarks/variants/no-hot-routes.patch`). Each one's `scoring_runtime/` is exported to a folder of its own
+and served from it (PYTHONPATH), by the same interpreter and installed dependencies; both
 servers run at once, pinned to core 1, and wrk loads one at a time from core 0, in the order ABBA BAAB ..., so that
 the machine's drift falls on both alike. Each round gives HEAD/BASE ratios; the median ratio is the result.
 """
@@ -27,8 +29,19 @@ from bench_wrk import check_tools, run_wrk
 WORKTREE = "WORKTREE"
 
 
-def export(revision: str, into: Path) -> str:
-    """The revision's package under `into`; its description (commit and subject) for the report."""
+def export(spec: str, into: Path) -> str:
+    """The package of `spec` (a revision, and maybe `+PATCH`) under `into`; its description for the report."""
+    revision, _, patch = spec.partition("+")
+    described = _export(revision, into)
+    if patch:
+        applied = subprocess.run(["git", "apply", str((ROOT / patch).resolve())], cwd=into, capture_output=True)
+        if applied.returncode != 0:
+            raise SystemExit(f"{patch} does not apply to {revision}: {applied.stderr.decode().strip()}")
+        described += f", with {patch}"
+    return described
+
+
+def _export(revision: str, into: Path) -> str:
     if revision == WORKTREE:
         subprocess.run(["cp", "-r", str(ROOT / "scoring_runtime"), str(into)], check=True)
         return "the working tree"
