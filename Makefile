@@ -1,10 +1,19 @@
-# `make run` and `make test` work on a fresh machine: they create .venv and install into it first.
+# `make run` and `make test` work on a fresh machine: they create their virtual environments and install into them.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SAMPLE := sample_models/diabetes
+PYENV_ROOT ?= $(HOME)/.pyenv
+# The Pythons the suite also runs on besides $(PYTHON) (3.11 in CI), found under pyenv or on the PATH.
+OTHER_PYTHONS ?= 3.10 3.12 3.13
+# The oldest Python claimed, which also runs the suite at the dependency floors.
+FLOOR_PYTHON ?= 3.10
+python_for = $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/$(1).*/bin/python$(1)))),$(shell command -v python$(1) 2>/dev/null))
+PYTEST_ARGS ?= -n 2
 
-.PHONY: run test lint typecheck install install-dev bench clean
+.PRECIOUS: .venv-%/.installed
+
+.PHONY: run test test-main test-quick test-floor test-pythons lint typecheck install install-dev bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +44,43 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
-test: lint typecheck
-	$(BIN)/pytest -n 2
+# Everything CI runs: lint, types, the suite with coverage, then at the dependency floors and on the other Pythons.
+test: lint typecheck test-main test-floor test-pythons
+
+# The suite on $(PYTHON) at the newest releases, with branch coverage of every process it starts (gated).
+test-main: install-dev
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/coverage combine -q
+	$(BIN)/coverage report
+
+# The fast in-process suite: no server process, no waiting on timers.
+test-quick: install-dev
+	$(BIN)/pytest -m "not slow"
+
+# A venv per other Python: .venv-3.12 and so on; .venv-floor holds the floors of every runtime dependency.
+.venv-floor/.installed: pyproject.toml tests/floors.py | $(VENV)/.installed-dev
+	@test -n "$(call python_for,$(FLOOR_PYTHON))" || { echo "Python $(FLOOR_PYTHON) not found (pyenv install $(FLOOR_PYTHON))"; exit 1; }
+	rm -rf .venv-floor && $(call python_for,$(FLOOR_PYTHON)) -m venv .venv-floor
+	.venv-floor/bin/python -m pip install --quiet --upgrade pip
+	$(BIN)/python tests/floors.py > .venv-floor/floors.txt
+	.venv-floor/bin/pip install --quiet -c .venv-floor/floors.txt -e '.[test]'
+	touch $@
+
+.venv-%/.installed: pyproject.toml
+	@test -n "$(call python_for,$*)" || { echo "Python $* not found (pyenv install $*)"; exit 1; }
+	rm -rf .venv-$* && $(call python_for,$*) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install --quiet --upgrade pip
+	.venv-$*/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+test-floor: .venv-floor/.installed
+	.venv-floor/bin/python -m pytest $(PYTEST_ARGS) -p no:cacheprovider
+
+test-pythons: $(foreach version,$(OTHER_PYTHONS),test-python-$(version))
+
+test-python-%: .venv-%/.installed
+	.venv-$*/bin/python -m pytest $(PYTEST_ARGS) -p no:cacheprovider
 
 # The side-by-side benchmark (benchmarks/bench.py, about 30 minutes), then benchmarks/RESULTS.md and its chart.
 # wrk comes from Debian's package: installed here when running as root, otherwise named. Smoke run:
@@ -52,4 +96,4 @@ bench: $(VENV)/.installed-bench
 	  $(BIN)/python benchmarks/report.py $$out --out-dir $(BENCH_REPORT_DIR)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache benchmarks/.venv-ref
+	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* benchmarks/.venv-ref

@@ -19,7 +19,6 @@ import datetime
 import json
 import os
 import resource
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -240,4 +239,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -83,7 +83,7 @@ def cell(rows: dict[Key, Row], key: Key, field: str, fmt: str) -> str:
 
 def noise(rows: dict[Key, Row], scenario: str | None = None, field: str = "core_other_busy") -> float:
     """The median share of a core that other processes used during the reported runs (0 when not recorded)."""
-    return statistics.median(r.get(field, 0.0) for k, r in rows.items() if scenario in (None, k[0]))
+    return float(statistics.median(r.get(field, 0.0) for k, r in rows.items() if scenario in (None, k[0])))
 
 
 def scenario_table(rows: dict[Key, Row], scenario: str) -> list[str]:
@@ -131,7 +131,7 @@ def errors(rows: dict[Key, Row], scenario: str, server: str, workers: int) -> in
     """Errors wrk saw in every run of one server on one scenario: timed rounds, warm-ups and the memory phase."""
     mine = [r for k, r in rows.items() if k[:3] == (scenario, server, workers)]
     total = sum(r["errors_all_rounds"] + r.get("errors_warmup", 0) for r in mine)
-    return total + (mine[0].get("errors_alone_load", 0) if mine else 0)
+    return int(total + (mine[0].get("errors_alone_load", 0) if mine else 0))
 
 
 def verdict(passed: bool | None) -> str:

@@ -7,7 +7,19 @@ from pathlib import Path
 
 import pytest
 
+from tests import helpers
 from tests.helpers import SAMPLES, SCRIPTS, Server, clean_env
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before any fixture of the test is set up: a module-scoped server is started during its first test's set-up.
+    helpers.current_test = item
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    helpers.current_test = None
 
 
 @pytest.fixture(autouse=True)

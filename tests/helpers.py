@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "tests" / "scripts"
@@ -33,10 +34,21 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+# The test being set up or run (conftest.py keeps it current): a test that starts a server must be marked slow, so
+# that `pytest -m "not slow"` is the fast in-process suite.
+current_test: pytest.Item | None = None
+
+
+def require_slow_marker() -> None:
+    if current_test is not None and current_test.get_closest_marker("slow") is None:
+        raise RuntimeError(f"{current_test.nodeid} starts a server process: mark it @pytest.mark.slow")
+
+
 class Server:
     """One `python -m scoring_runtime` process; its output goes to a log file the test can read."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, log_dir: Path) -> None:
+        require_slow_marker()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"server-{self.port}.log"

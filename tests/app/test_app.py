@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -19,7 +20,7 @@ RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for
 INTERNAL = "An unexpected internal error occurred. Check the logs for more info."
 
 
-def client_for(script: str, **settings: object) -> TestClient:
+def client_for(script: str, **settings: Any) -> TestClient:
     return TestClient(create_app(entry_script=SCRIPTS / script, **settings))
 
 

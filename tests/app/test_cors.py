@@ -10,6 +10,7 @@ ORIGINS = "https://a.example, HTTPS://B.example"
 PREFLIGHT = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "X-Foo, Content-Type"}
 
 
+@pytest.mark.slow
 def test_allowed_other_and_missing_origins(serve: ServerFactory, workers: int) -> None:
     server = serve("swagger_numpy.py", workers=workers, env={"AML_CORS_ORIGINS": ORIGINS})
     body = {"data": list(range(10))}
@@ -31,6 +32,7 @@ def test_allowed_other_and_missing_origins(serve: ServerFactory, workers: int) -
     assert "Enabling CORS for the following origins: https://a.example, HTTPS://B.example" in server.log()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["swagger_numpy.py", "returns.py", "raw_request_api.py"])
 def test_preflight_is_answered_for_every_script_mode(serve: ServerFactory, script: str) -> None:
     server = serve(script, env={"AML_CORS_ORIGINS": ORIGINS})
@@ -52,6 +54,7 @@ def test_preflight_is_answered_for_every_script_mode(serve: ServerFactory, scrip
     assert "access-control-allow-methods" not in delete.headers
 
 
+@pytest.mark.slow
 def test_raw_options_without_preflight_headers_still_reach_run(serve: ServerFactory) -> None:
     server = serve("raw_request_api.py", env={"AML_CORS_ORIGINS": "*"})
     response = server.request("OPTIONS", "/score", headers={"Origin": "https://any.example"})
@@ -59,6 +62,7 @@ def test_raw_options_without_preflight_headers_still_reach_run(serve: ServerFact
     assert response.headers["access-control-allow-origin"] == "https://any.example"
 
 
+@pytest.mark.slow
 def test_cors_headers_set_by_run_are_left_alone(serve: ServerFactory) -> None:
     server = serve("raw_binary.py", env={"AML_CORS_ORIGINS": "*"})
     response = server.post("/score?cors=1", content=b"x", headers={"Origin": "https://any.example"})
@@ -66,6 +70,7 @@ def test_cors_headers_set_by_run_are_left_alone(serve: ServerFactory) -> None:
     assert "access-control-expose-headers" not in response.headers and "vary" not in response.headers
 
 
+@pytest.mark.slow
 def test_without_cors_settings_there_are_no_cors_headers(serve: ServerFactory) -> None:
     server = serve("raw_request_api.py")
     response = server.request("OPTIONS", "/score", headers={"Origin": "https://a.example", **PREFLIGHT})

@@ -26,6 +26,7 @@ def _raw_exchange(server: Server, head: bytes, timeout: float = 10.0) -> bytes:
     return received
 
 
+@pytest.mark.slow
 def test_declared_oversized_body_is_refused_before_it_is_read(serve: ServerFactory, workers: int) -> None:
     server = serve("returns.py", workers=workers)
     start = time.monotonic()
@@ -39,6 +40,7 @@ def test_declared_oversized_body_is_refused_before_it_is_read(serve: ServerFacto
     assert server.post("/score", content="int").json() == 7
 
 
+@pytest.mark.slow
 def test_chunked_body_is_cut_off_at_the_limit(serve: ServerFactory) -> None:
     server = serve("returns.py", env={"SCORING_MAX_REQUEST_BYTES": "1000"})
 
@@ -59,6 +61,7 @@ def test_chunked_body_is_cut_off_at_the_limit(serve: ServerFactory) -> None:
     assert server.post("/score", content="int").json() == 7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["sleepy.py", "async_run.py"])
 def test_full_queue_answers_503_at_once(serve: ServerFactory, script: str) -> None:
     server = serve(script, env={"SCORING_MAX_QUEUE": "1"})

@@ -21,6 +21,7 @@ def _first_chunk_then_rest(url: str, gate: Path, **params: str) -> tuple[bytes, 
     return first, rest, response
 
 
+@pytest.mark.slow
 def test_sync_generator_streams_chunk_by_chunk(serve: ServerFactory, workers: int, tmp_path: Path) -> None:
     server = serve("raw_stream.py", workers=workers)
     first, rest, response = _first_chunk_then_rest(server.url + "/score", tmp_path / "gate")
@@ -32,6 +33,7 @@ def test_sync_generator_streams_chunk_by_chunk(serve: ServerFactory, workers: in
     assert response.headers["x-ms-run-function-failed"] == "False" and "x-ms-run-fn-exec-ms" in response.headers
 
 
+@pytest.mark.slow
 def test_the_head_goes_out_before_a_slow_first_chunk(serve: ServerFactory, tmp_path: Path) -> None:
     # The server holds a response head back to send it with the body's first piece, but not past the loop pass.
     server = serve("raw_stream.py")
@@ -44,6 +46,7 @@ def test_the_head_goes_out_before_a_slow_first_chunk(serve: ServerFactory, tmp_p
         assert response.read() == b"first\ndata: 0\n\ndata: 1\n\ndata: 2\n\n"
 
 
+@pytest.mark.slow
 def test_async_generator_streams(serve: ServerFactory, workers: int, tmp_path: Path) -> None:
     server = serve("raw_stream.py", workers=workers)
     first, rest, _ = _first_chunk_then_rest(server.url + "/score", tmp_path / "gate", kind="async")
@@ -52,6 +55,7 @@ def test_async_generator_streams(serve: ServerFactory, workers: int, tmp_path: P
     assert (listed.status_code, listed.content) == (201, b"abc")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fail", "logged"), [("raise", "RuntimeError: model crashed mid-stream"), ("type", "int")])
 def test_a_failing_stream_is_cut_short_logged_and_the_server_keeps_serving(
     serve: ServerFactory, workers: int, fail: str, logged: str
@@ -72,6 +76,7 @@ def test_a_failing_stream_is_cut_short_logged_and_the_server_keeps_serving(
     assert "POST /score?fail=" + fail + " 200" in log and "aborted" in log
 
 
+@pytest.mark.slow
 def test_a_client_that_leaves_closes_the_generator(serve: ServerFactory, tmp_path: Path) -> None:
     server = serve("raw_stream.py")
     with httpx.stream("POST", server.url + "/score", params={"gate": str(tmp_path / "never")}, timeout=30.0) as r:

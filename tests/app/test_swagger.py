@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from scoring_runtime.app.application import load_user_script
+from scoring_runtime.app.lifecycle import load_user_script
 from scoring_runtime.app.swagger import ServiceInfo, build
 from scoring_runtime.config import load_settings
 from scoring_runtime.errors import ScriptLoadError
@@ -36,6 +36,7 @@ def _as_we_document_it(reference: dict[str, Any], served_versions: list[str]) ->
     return json.dumps(reference).encode()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("script", "prefix", "reference"),
     [
@@ -61,6 +62,7 @@ def test_documents_equal_the_references(serve: ServerFactory, script: str, prefi
         assert server.get("/swagger.json?version=3.1").content == _as_we_document_it(v31, ALL_VERSIONS)
 
 
+@pytest.mark.slow
 def test_the_seeds_sklearn_example_gives_the_seeds_document(serve: ServerFactory) -> None:
     server = serve("swagger_sklearn.py", env={"SERVICE_NAME": "myservice"})
     ours = server.get("/swagger.json").json()
@@ -81,6 +83,7 @@ def test_the_seeds_sklearn_example_gives_the_seeds_document(serve: ServerFactory
     assert list(ours) == list(seeds)
 
 
+@pytest.mark.slow
 def test_versions_a_script_cannot_support_and_invalid_versions(serve: ServerFactory) -> None:
     server = serve("swagger_mixed.py")
     for query, version in [("", "2"), ("?version=2", "2"), ("?version=2.0", "2.0")]:
@@ -112,6 +115,7 @@ def test_stacked_schemas_with_a_mixed_list_are_not_offered_as_swagger_2() -> Non
     assert list(properties) == ["vector", "options", "request_headers"]  # every argument, as the reference lists
 
 
+@pytest.mark.slow
 def test_user_swagger_files_override_and_broken_ones_stop_start_up(serve: ServerFactory, tmp_path: Path) -> None:
     app_root = tmp_path / "app"
     app_root.mkdir()
@@ -138,6 +142,7 @@ def test_user_swagger_files_override_and_broken_ones_stop_start_up(serve: Server
     assert "Traceback" not in log
 
 
+@pytest.mark.slow
 def test_service_name_with_quotes_and_backslashes(serve: ServerFactory) -> None:
     name = 'my "quoted" \\ model'
     server = serve("swagger_numpy.py", env={"SERVICE_NAME": name, "SERVICE_VERSION": '2"b'})
@@ -149,6 +154,7 @@ def test_service_name_with_quotes_and_backslashes(serve: ServerFactory) -> None:
     }
 
 
+@pytest.mark.slow
 def test_prefixed_routes_are_served_and_documented(serve: ServerFactory, workers: int) -> None:
     server = serve("swagger_numpy.py", workers=workers, env={"SERVICE_PATH_PREFIX": "/models/v1/"})
     assert list(server.get("/models/v1/swagger.json").json()["paths"]) == [
@@ -165,6 +171,7 @@ def test_prefixed_routes_are_served_and_documented(serve: ServerFactory, workers
     assert "POST /models/v1/score 200" in server.wait_for_log("POST /models/v1/score 200")
 
 
+@pytest.mark.slow
 def test_swagger_head_and_options(serve: ServerFactory) -> None:
     server = serve("swagger_numpy.py")
     head = server.request("HEAD", "/swagger.json")

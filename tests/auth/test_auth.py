@@ -19,6 +19,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from scoring_runtime.auth import watched_file
@@ -38,9 +40,9 @@ HEALTH = ("/", "/live", "/ready", "/v2/health/live", "/v2/health/ready")
 
 @dataclass(frozen=True)
 class Keys:
-    rsa: rsa.RSAPrivateKey
-    ec: ec.EllipticCurvePrivateKey
-    other_rsa: rsa.RSAPrivateKey
+    rsa: RSAPrivateKey
+    ec: EllipticCurvePrivateKey
+    other_rsa: RSAPrivateKey
 
 
 @pytest.fixture(scope="module")

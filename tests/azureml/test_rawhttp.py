@@ -30,6 +30,7 @@ def test_azureml_import_paths_work_without_azureml_installed() -> None:
     assert namespace["rawhttp"] is scoring_runtime.rawhttp
 
 
+@pytest.mark.slow
 def test_request_api(serve: ServerFactory, workers: int) -> None:
     server = serve("raw_request_api.py", workers=workers)
     report = server.post(
@@ -74,6 +75,7 @@ def test_request_api(serve: ServerFactory, workers: int) -> None:
     assert bad_json.status_code == 500 and bad_json.headers["x-ms-run-function-failed"] == "True"
 
 
+@pytest.mark.slow
 def test_every_method_reaches_run(serve: ServerFactory) -> None:
     server = serve("raw_request_api.py")
     for method in ("GET", "POST", "OPTIONS"):
@@ -85,6 +87,7 @@ def test_every_method_reaches_run(serve: ServerFactory) -> None:
         assert server.request(method, "/score").status_code == 405
 
 
+@pytest.mark.slow
 def test_binary_bodies_byte_for_byte(serve: ServerFactory, workers: int) -> None:
     server = serve("raw_binary.py", workers=workers)
     blob = os.urandom(1024 * 1024)
@@ -98,6 +101,7 @@ def test_binary_bodies_byte_for_byte(serve: ServerFactory, workers: int) -> None
     assert (got.content, got.headers["content-type"]) == (b"/score?q=1", "text/html; charset=utf-8")
 
 
+@pytest.mark.slow
 def test_aml_response_semantics(serve: ServerFactory) -> None:
     server = serve("returns.py")
     assert server.post("/score", content="response_none").content == b"{}"
@@ -109,6 +113,7 @@ def test_aml_response_semantics(serve: ServerFactory) -> None:
     assert failed.headers.get_list("x-ms-run-function-failed") == ["True"]
 
 
+@pytest.mark.slow
 def test_plain_starlette_response_passes_through(serve: ServerFactory) -> None:
     server = serve("raw_binary.py")
     response = server.get("/score?plain=1")

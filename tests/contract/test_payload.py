@@ -104,7 +104,10 @@ def test_run_arguments_by_name() -> None:
         ({"f": np.float32(1.5), "i": np.int64(3), "b": np.bool_(True)}, {"f": 1.5, "i": 3, "b": True}),
         (pd.DataFrame({"a": [1, 2], "b": ["x", None]}), [{"a": 1, "b": "x"}, {"a": 2, "b": None}]),
         (pd.Series([1.5, 2.5]), [1.5, 2.5]),
-        (pd.DataFrame({"t": pd.to_datetime(["2020-01-01", None])}), [{"t": "2020-01-01T00:00:00"}, {"t": None}]),
+        (
+            pd.DataFrame({"t": pd.to_datetime(pd.Series(["2020-01-01", None]))}),
+            [{"t": "2020-01-01T00:00:00"}, {"t": None}],
+        ),
         (datetime.date(2020, 1, 2), "2020-01-02"),
         (2**70, 2**70),
     ],
@@ -149,7 +152,8 @@ def frames(draw: st.DrawFn) -> pd.DataFrame:
     kinds = draw(st.lists(st.sampled_from(sorted(CELLS)), min_size=1, max_size=4))
     labels = draw(st.lists(st.sampled_from(["a", "b", "c", 0, 1]), min_size=len(kinds), max_size=len(kinds)))
     columns = [pd.Series([draw(CELLS[kind]) for _ in range(rows)], dtype=kind) for kind in kinds]
-    return pd.concat(columns, axis=1, keys=range(len(columns))).set_axis(labels, axis=1)
+    frame: pd.DataFrame = pd.concat(columns, axis=1, keys=range(len(columns))).set_axis(labels, axis=1)
+    return frame
 
 
 @settings(max_examples=200, derandomize=True, database=None, deadline=None)

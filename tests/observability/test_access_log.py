@@ -7,6 +7,7 @@ import io
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -40,9 +41,11 @@ def _write(lines: AccessLog, *args: object) -> None:
 
 
 def test_direct_access_lines_are_what_logging_would_write(stdout: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
-    logging.getLogger().handlers[:] = [log.line_handler()]  # without pytest's own capturing handler
+    handler = log.line_handler()
+    assert handler is not None
+    logging.getLogger().handlers[:] = [handler]  # without pytest's own capturing handler
     assert access_log._direct_handler() is log.line_handler() is not None  # the default set-up takes the short way
-    monkeypatch.setattr(access_log.time, "time", lambda: 1_790_000_000.25)
+    monkeypatch.setattr(time, "time", lambda: 1_790_000_000.25)
     _write(AccessLog(), "POST", "/score?x=1", 200, 1.5, "15", False)
     _write(AccessLog(), "GET", "/score", 500, 0.25, "N/A", True)
     record = logging.LogRecord(
@@ -57,9 +60,12 @@ def test_direct_access_lines_are_what_logging_would_write(stdout: io.StringIO, m
 
 def test_a_handler_the_script_adds_gets_the_access_lines(stdout: io.StringIO) -> None:
     seen: list[logging.LogRecord] = []
-    extra = logging.Handler()
-    extra.emit = seen.append  # type: ignore[method-assign]
-    logging.getLogger().addHandler(extra)
+
+    class Collecting(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    logging.getLogger().addHandler(Collecting())
     _write(AccessLog(), "POST", "/score", 200, 1.0, "2", False)
     assert [record.getMessage() for record in seen] == ["POST /score 200 1.000ms 2"]
     assert (seen[0].method, seen[0].status, seen[0].size) == ("POST", 200, 2)  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ def _records(log: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.splitlines() if line.strip() and line != "to stderr"]
 
 
+@pytest.mark.slow
 def test_json_lines(serve: ServerFactory, workers: int) -> None:
     server = serve("logs.py", workers=workers, env={"SCORING_LOG_FORMAT": "json"})
     response = server.post("/score", content="x", headers={"x-request-id": "req-1"})
@@ -51,6 +52,7 @@ def test_json_lines(serve: ServerFactory, workers: int) -> None:
     assert (refusal["method"], refusal["path"], refusal["status"]) == ("DELETE", "/score", 405)
 
 
+@pytest.mark.slow
 def test_json_tracebacks_stay_on_one_line(serve: ServerFactory) -> None:
     server = serve("raises.py", env={"SCORING_LOG_FORMAT": "json"})
     assert server.post("/score", content="x", headers={"x-request-id": "boom"}).status_code == 500
@@ -62,6 +64,7 @@ def test_json_tracebacks_stay_on_one_line(serve: ServerFactory) -> None:
     assert failure["message"].rstrip().endswith("ZeroDivisionError: division by zero")
 
 
+@pytest.mark.slow
 def test_text_stays_the_default(serve: ServerFactory) -> None:
     server = serve("logs.py")
     server.post("/score", content="x")

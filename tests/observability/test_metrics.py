@@ -76,7 +76,7 @@ def test_counts_match_the_traffic_sent(serve: ServerFactory, workers: int) -> No
     sent: collections.Counter[tuple[str, str]] = collections.Counter()
 
     def send(method: str, path: str, route: str, **kwargs: object) -> httpx.Response:
-        response = server.request(method, path, **kwargs)  # type: ignore[arg-type]
+        response = server.request(method, path, **kwargs)
         sent[route, status_class(response)] += 1
         return response
 

@@ -1,4 +1,5 @@
-# run() sleeps for the number of seconds in the body and reports how many run() calls overlapped.
+# run() sleeps for the number of seconds in the body and reports how many run() calls overlapped. It prints when it
+# starts sleeping, so that a test knows a call is inside run().
 import os
 import threading
 import time
@@ -18,6 +19,7 @@ def run(data):
         active += 1
         peak = max(peak, active)
     try:
+        print(f"sleeping {data or 0}s in run()")
         time.sleep(float(data or 0))
     finally:
         with lock:

@@ -1,4 +1,4 @@
-# The reference's swagger fixture script (spec section 6.4): an int64 vector in, a float vector out.
+# The reference's swagger fixture script: an int64 vector in, a float vector out.
 import numpy as np
 from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
 from inference_schema.schema_decorators import input_schema, output_schema

@@ -41,6 +41,7 @@ def ask(sock: socket.socket) -> int:
     return int(json.loads(body)["pid"])
 
 
+@pytest.mark.slow
 def test_connections_are_balanced_and_a_stopped_worker_is_not_waited_for(serve: ServerFactory) -> None:
     server = serve("sleepy.py", workers=2)
     # Both workers accepting: one still starting is not waited for (it takes no connections until it is ready).
@@ -77,6 +78,7 @@ def test_connections_are_balanced_and_a_stopped_worker_is_not_waited_for(serve: 
             sock.close()
 
 
+@pytest.mark.slow
 def test_a_wait_that_another_worker_ended_does_not_shorten_the_next_one(monkeypatch: pytest.MonkeyPatch) -> None:
     # In one process: an acceptor holding more connections than the other (simulated) worker leaves a connection to
     # it; the other takes it. A connection arriving once ACCEPT_WAIT_S has passed since then must be left to the

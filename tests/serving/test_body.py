@@ -67,8 +67,8 @@ def _serve_and_talk(
             return await asyncio.wait_for(talk(server.sockets[0].getsockname()[1]), 30)
         finally:
             server.close()
-            for connection in list(state.connections):
-                connection.transport.close()  # type: ignore[attr-defined]
+            for open_connection in list(state.connections):
+                open_connection.transport.close()
             await server.wait_closed()
             for _ in range(5):  # the transports' own closing callbacks
                 await asyncio.sleep(0)
@@ -113,6 +113,7 @@ def test_a_big_body_trickling_in_arrives_whole(loop_name: str, tmp_path: Path) -
     assert _serve_and_talk(loop_name, tmp_path, talk) == (200, 1, BODY)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loop_name", LOOPS)
 def test_a_body_the_app_did_not_read_is_dropped_and_the_connection_goes_on(loop_name: str, tmp_path: Path) -> None:
     # The answer leaves before the body arrives. The body, trickling in for longer than the keep-alive timeout

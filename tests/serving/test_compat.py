@@ -181,6 +181,7 @@ def test_the_guard_passes_requests_on_and_refuses_oversized_heads(loop_name: str
     assert answers[3].startswith(b"HTTP/1.1 400 Bad Request")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loop_name", LOOPS)
 def test_the_guard_times_out_slow_heads_and_lets_upgrades_through(loop_name: str) -> None:
     async def talk(port: int) -> list[bytes]:

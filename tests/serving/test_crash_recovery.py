@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import ServerFactory
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["exit", "segv"])
 def test_a_crashed_worker_is_replaced(serve: ServerFactory, how: str) -> None:
     server = serve("crash.py", workers=2)

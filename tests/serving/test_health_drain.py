@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import time
@@ -15,17 +16,29 @@ from starlette.testclient import TestClient
 from scoring_runtime import create_app
 from scoring_runtime.serving.server import DrainingServer
 from tests.conftest import ServerFactory
-from tests.helpers import SCRIPTS
+from tests.helpers import SCRIPTS, Server
 
 PROBES = {"/live": {"live": True}, "/v2/health/live": {"live": True}}
 PROBES |= {"/ready": {"ready": True}, "/v2/health/ready": {"ready": True}}
 
 
+def _sleeping(server: Server, seconds: str) -> set[str]:
+    """The pids of the workers whose run() has printed that it started sleeping `seconds`."""
+    return set(re.findall(rf"\[(\d+)\] scoring_runtime.print - sleeping {seconds}s in run\(\)", server.log()))
+
+
+@pytest.mark.slow
 def test_probes_answer_while_run_is_busy_and_are_not_logged(serve: ServerFactory, workers: int) -> None:
     server = serve("sleepy.py", workers=workers)
-    with ThreadPoolExecutor(workers) as pool:
-        busy = [pool.submit(server.post, "/score", content="3") for _ in range(workers)]
-        time.sleep(0.3)
+    with ThreadPoolExecutor(8) as pool:
+        # Requests until every worker is inside a run() (a request may land behind another on the same worker):
+        # whichever worker answers a probe then is busy.
+        busy = []
+        deadline = time.monotonic() + 4
+        while len(_sleeping(server, "6")) < workers and time.monotonic() < deadline:
+            busy.append(pool.submit(server.post, "/score", content="6"))
+            time.sleep(0.3)
+        assert len(_sleeping(server, "6")) == workers
         for path, body in PROBES.items():
             response = server.get(path, headers={"x-request-id": "x" * 200})  # long ids never fail a probe
             assert (response.status_code, response.json()) == (200, body), path
@@ -70,6 +83,7 @@ def _status(sock: socket.socket) -> int:
     return int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2], ids=["uvicorn", "gunicorn-2"])
 def test_sigterm_lets_50_in_flight_requests_finish(serve: ServerFactory, workers: int) -> None:
     server = serve("sleepy.py", workers=workers, env={"SCORING_MAX_CONCURRENCY": "50"})
@@ -83,13 +97,19 @@ def test_sigterm_lets_50_in_flight_requests_finish(serve: ServerFactory, workers
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
 
 
+@pytest.mark.slow
 def test_graceful_timeout_bounds_the_drain(serve: ServerFactory) -> None:
     server = serve("sleepy.py", env={"SCORING_GRACEFUL_TIMEOUT_S": "1"})
     (stuck,) = _send_all(server.port, 1, b"30")
-    time.sleep(0.2)
+    server.wait_for_log("sleeping 30s in run()")
+    assert _sleeping(server, "30")  # the request is in flight, inside run()
     start = time.monotonic()
     os.kill(server.process.pid, signal.SIGTERM)
     server.wait_exit(20)
-    assert time.monotonic() - start < 10  # not the 30 s the run() wanted
+    elapsed = time.monotonic() - start
+    # It waited for the request in flight, up to the graceful timeout (1 s), and not for the 30 s run() wanted.
+    assert 1.0 <= elapsed < 10
     assert _status(stuck) != 200
-    assert "Draining: /ready answers 503; in-flight requests get up to 1s" in server.log()
+    log = server.log()
+    assert "Draining: /ready answers 503; in-flight requests get up to 1s" in log
+    assert "Cancel 1 running task(s), timeout graceful shutdown exceeded" in log

@@ -42,6 +42,7 @@ def _faults_per_wave(keep_mb: int) -> float:
     return float(done.stdout)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(heap._LIBC is None, reason="the policy is glibc's")
 def test_freed_memory_is_kept_for_reuse_instead_of_faulted_in_again() -> None:
     default, kept = _faults_per_wave(0), _faults_per_wave(256)
@@ -76,10 +77,16 @@ def test_memory_is_given_back_once_per_quiet_spell(monkeypatch: pytest.MonkeyPat
     assert recorder.trims == 2
 
 
+@pytest.mark.slow
 def test_the_server_sets_the_policy_after_init_and_ticks_the_idle_trim(monkeypatch: pytest.MonkeyPatch) -> None:
     kept: list[int] = []
     trims = _Recorder()
-    monkeypatch.setattr(server, "keep_freed_memory", lambda keep_mb: kept.append(keep_mb) or True)
+
+    def keep(keep_mb: int) -> bool:
+        kept.append(keep_mb)
+        return True
+
+    monkeypatch.setattr(server, "keep_freed_memory", keep)
     monkeypatch.setattr(heap, "give_back_freed_memory", trims)
     monkeypatch.setattr(server, "IdleTrim", lambda: IdleTrim(idle_s=0.5))
     app = create_app(entry_script=SCRIPTS / "init_pid.py", heap_keep_mb=64)

@@ -9,6 +9,7 @@ import socket
 import time
 
 import httpx2 as httpx
+import pytest
 
 from scoring_runtime.serving.http.head_with_body import HeadWithBody
 from tests.conftest import ServerFactory
@@ -66,6 +67,7 @@ def _read_response(sock: socket.socket) -> tuple[bytes, bytes]:
     return head, body
 
 
+@pytest.mark.slow
 def test_bodies_arrive_whole_however_they_are_cut(serve: ServerFactory) -> None:
     # A body of declared length is handed to run() whole: in one read, in pieces sent apart, or behind a
     # `100 Continue`; a chunked body keeps uvicorn's flow-controlled path. Every byte must come back in order.

@@ -14,6 +14,7 @@ from tests.conftest import ServerFactory
 WORKER_RESTARTING = {"message": "The worker is being replaced. Retry the request."}
 
 
+@pytest.mark.slow
 def test_a_worker_with_a_stuck_run_is_replaced(serve: ServerFactory) -> None:
     server = serve("sleepy.py", workers=2, env={"WORKER_TIMEOUT": "2"})
     stop_at = time.monotonic() + 8
@@ -63,6 +64,7 @@ def test_a_worker_with_a_stuck_run_is_replaced(serve: ServerFactory) -> None:
     assert timeouts == [1.0]
 
 
+@pytest.mark.slow
 def test_a_worker_whose_run_holds_the_gil_is_replaced(serve: ServerFactory) -> None:
     # With the GIL held the worker cannot even answer its client; gunicorn sees no heartbeat and replaces it.
     server = serve("gil_hog.py", "--worker_timeout", "2", workers=2)
