@@ -161,6 +161,61 @@ def test_the_check_catches_each_kind_of_violation(sample: str) -> None:
     assert len(problems) == 1, problems
 
 
+def import_graph(package: Path) -> dict[str, set[str]]:
+    """Module to the modules of ours it imports at load time (not inside functions, not for type checking only)."""
+    modules = {module_name(path, package): path for path in package.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text())
+        nodes: list[ast.stmt] = list(tree.body)
+        found: set[str] = set()
+        while nodes:
+            node = nodes.pop()
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            if isinstance(node, (ast.If, ast.Try)):
+                nodes.extend(ast.iter_child_nodes(node))  # type: ignore[arg-type]
+                continue
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                snippet = ast.unparse(node)
+                for entry in imports_of(snippet, module, path.name == "__init__.py"):
+                    # `from package import module` imports the module; `from module import name`, the module.
+                    submodules = {f"{entry.target}.{name}" for name in entry.names} & modules.keys()
+                    found |= (submodules or {entry.target} & modules.keys()) - {module}
+        graph[module] = found
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import cycle, each once, as the list of modules around it."""
+    found: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+
+    def walk(module: str, path: list[str]) -> None:
+        for target in sorted(graph.get(module, ())):
+            if target in path:
+                cycle = path[path.index(target) :]
+                if frozenset(cycle) not in seen:
+                    seen.add(frozenset(cycle))
+                    found.append(cycle)
+            elif len(path) < 30:
+                walk(target, [*path, target])
+
+    for module in sorted(graph):
+        walk(module, [module])
+    return found
+
+
+def test_there_is_no_import_cycle() -> None:
+    graph = import_graph(PACKAGE)
+    assert "scoring_runtime.contract.script" in graph["scoring_runtime.contract.loading"]  # the graph sees imports
+    assert cycles(graph) == []
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
 def test_no_module_is_over_about_300_lines() -> None:
     sizes = {path.relative_to(ROOT).as_posix(): len(path.read_text().splitlines()) for path in PACKAGE.rglob("*.py")}
     assert {path: size for path, size in sizes.items() if size > 300} == {}
