@@ -32,7 +32,11 @@ COLORS = {
     "reference w2": "tab:orange",
 }
 # The issue's throughput targets: scenario and the least ratio to the reference's req/s, one worker, c=8.
-THROUGHPUT_TARGETS = [("echo", 5.0), ("numpy_1x10", 5.0), ("numpy_1000x10", 4.0), ("pandas_10x3", 8.0)]
+THROUGHPUT_TARGETS = [("echo", 8.0), ("numpy_1x10", 5.0), ("numpy_1000x10", 4.0), ("pandas_10x3", 8.0)]
+# Cells where wrk, on its one core, sets the pace for every server faster than the reference (it kept that core
+# 95-98% busy, and the framework-free wire server's p99 there is no better than ours): their p99 is shown beside the
+# target, not judged by it (issue 18).
+CLIENT_BOUND = frozenset({"raw_1mb"})
 
 
 def load(path: Path) -> dict[Key, Row]:
@@ -164,7 +168,8 @@ def targets(rows: dict[Key, Row]) -> list[str]:
     # A run's latencies cannot exceed its length: where the reference's p99 reaches it, there is nothing to compare.
     capped = {k[0] for k, r in rows.items() if r["server"] == "reference" and k[3] == 64
               and (value(rows, k, "p99_ms") or 0) >= 0.9 * r["settings"]["duration_s"] * 1000}  # fmt: skip
-    cells = {f"{k[0]} w{k[2]}": k for k in ours if k[3] == 64 and k[0] not in capped}
+    cells = {f"{k[0]} w{k[2]}": k for k in ours if k[3] == 64 and k[0] not in capped | CLIENT_BOUND}
+    bound = {f"{k[0]} w{k[2]}": k for k in ours if k[3] == 64 and k[0] in CLIENT_BOUND}
     p99 = worst(
         (label, ratio(value(rows, k, "p99_ms"), value(rows, (k[0], "reference", k[2], 64), "p99_ms")))
         for label, k in cells.items()
@@ -177,6 +182,13 @@ def targets(rows: dict[Key, Row]) -> list[str]:
             p99_text += f"; wrk itself kept its core {busy:.0%} busy in our run of that cell"
     if capped:
         p99_text += f"; left out, the reference's p99 reaching the run's length: {', '.join(sorted(capped))}"
+    if bound:
+        shown = []
+        for label, key in sorted(bound.items()):
+            share = ratio(value(rows, key, "p99_ms"), value(rows, (key[0], "reference", key[2], 64), "p99_ms"))
+            busy = value(rows, key, "wrk_busy")
+            shown.append(f"{label} {times(share)}" + (f" (wrk {busy:.0%} busy)" if busy is not None else ""))
+        p99_text += f"; not judged, client-bound: {', '.join(shown)}"
     lines.append(
         f"| p99 at c=64 at most 1/5 of the reference's, every scenario and worker count | {p99_text} "
         f"| {verdict(None if p99 is None else p99[1] <= 0.2)} |"
@@ -296,7 +308,7 @@ def render(rows: dict[Key, Row]) -> str:
         "",
         "Versions: " + ", ".join(f"{name} {version}" for name, version in found.items() if name != "commit") + ".",
         "",
-        "## Targets (issue 5)",
+        "## Targets (issues 5 and 18)",
         "",
         *targets(rows),
         "",
