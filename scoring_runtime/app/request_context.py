@@ -1,6 +1,6 @@
 """Per-request identity and bookkeeping, as pure ASGI middleware: request ids, echoed headers, access log, metrics.
 
-Request ids follow the reference (spec section 5) exactly, 431 answers included, with two differences recorded in
+Request ids follow the reference's rules exactly, 431 answers included, with two differences recorded in
 docs/compatibility.md: the liveness probe `GET /` never answers 431, and every response (404 and 405 included)
 carries the id headers.
 """
