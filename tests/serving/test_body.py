@@ -10,15 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvloop
-from uvicorn import Config
-from uvicorn.server import ServerState
 
 from scoring_runtime.config import load_settings
 from scoring_runtime.serving.http import protocol_class
+from tests.serving.inprocess import LOOPS, serve_protocol
 
 BODY = random.Random(5).randbytes(1024 * 1024 + 3)
-LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -54,30 +51,7 @@ def _serve_and_talk(
     loop_name: str, tmp_path: Path, talk: Callable[[int], Awaitable[Any]], keep_alive_s: int = 5
 ) -> Any:
     settings = load_settings({"entry_script": str(tmp_path / "score.py")}, environ={})[0]
-    http = protocol_class(settings)
-    config = Config(_echo, http=http, lifespan="off", access_log=False, timeout_keep_alive=keep_alive_s)
-    state = ServerState()
-
-    async def main() -> Any:
-        def connection() -> asyncio.Protocol:
-            return http(config=config, server_state=state, app_state={})  # type: ignore[call-arg]
-
-        server = await asyncio.get_running_loop().create_server(connection, "127.0.0.1", 0)
-        try:
-            return await asyncio.wait_for(talk(server.sockets[0].getsockname()[1]), 30)
-        finally:
-            server.close()
-            for open_connection in list(state.connections):
-                open_connection.transport.close()
-            await server.wait_closed()
-            for _ in range(5):  # the transports' own closing callbacks
-                await asyncio.sleep(0)
-
-    loop = LOOPS[loop_name]()
-    try:
-        return loop.run_until_complete(main())
-    finally:
-        loop.close()
+    return serve_protocol(loop_name, protocol_class(settings), _echo, talk, timeout_keep_alive=keep_alive_s)
 
 
 @pytest.mark.parametrize("loop_name", LOOPS)

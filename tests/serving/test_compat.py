@@ -7,23 +7,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import uvicorn
-import uvloop
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
-from uvicorn.server import ServerState
 
 from scoring_runtime.serving.http import compat, guard, protocol_class, stock_protocol
 from scoring_runtime.serving.http.protocol import BoundedHttpToolsProtocol
 from scoring_runtime.settings import Settings
 from tests.conftest import ServerFactory
 from tests.helpers import ROOT
+from tests.serving.inprocess import LOOPS, Talk, serve_protocol
 
 UNTESTED_UVICORN = ROOT / "tests" / "data" / "untested_uvicorn"
-LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture(autouse=True)
@@ -108,9 +106,6 @@ def test_an_unfit_uvicorn_gets_its_own_protocol_behind_the_guard(
     assert "the request-head bounds (431, 408) still hold" in warning
 
 
-Talk = Callable[[int], Awaitable[Any]]
-
-
 async def _echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
     body, more = b"", True
     while more:
@@ -122,29 +117,7 @@ async def _echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 def _guarded_server(loop_name: str, talk: Talk) -> Any:
     protocol = guard.guarded(stock_protocol(), max_head_bytes=1024, head_timeout_s=1.0)
-    config = uvicorn.Config(_echo, http=protocol, lifespan="off", access_log=False, log_config=None)
-    state = ServerState()
-
-    async def main() -> Any:
-        def connection() -> asyncio.Protocol:
-            return protocol(config=config, server_state=state, app_state={})
-
-        server = await asyncio.get_running_loop().create_server(connection, "127.0.0.1", 0)
-        try:
-            return await asyncio.wait_for(talk(server.sockets[0].getsockname()[1]), 30)
-        finally:
-            server.close()
-            for open_connection in list(state.connections):
-                open_connection.shutdown()
-            await server.wait_closed()
-            for _ in range(5):
-                await asyncio.sleep(0)
-
-    loop = LOOPS[loop_name]()
-    try:
-        return loop.run_until_complete(main())
-    finally:
-        loop.close()
+    return serve_protocol(loop_name, protocol, _echo, talk)
 
 
 async def _exchange(port: int, *pieces: bytes, pause: float = 0.0) -> bytes:
