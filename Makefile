@@ -8,7 +8,8 @@ PYENV_ROOT ?= $(HOME)/.pyenv
 OTHER_PYTHONS ?= 3.10 3.12 3.13
 # The oldest Python claimed, which also runs the suite at the dependency floors.
 FLOOR_PYTHON ?= 3.10
-python_for = $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/$(1).*/bin/python$(1)))),$(shell command -v python$(1) 2>/dev/null))
+PYENV_ROOTS := $(PYENV_ROOT) $(shell pyenv root 2>/dev/null)
+python_for = $(or $(lastword $(sort $(wildcard $(addsuffix /versions/$(1).*/bin/python$(1),$(PYENV_ROOTS))))),$(shell python$(1) -c 'import sys' 2>/dev/null && command -v python$(1)))
 PYTEST_ARGS ?= -n 2
 
 .PRECIOUS: .venv-%/.installed
