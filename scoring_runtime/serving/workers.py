@@ -5,11 +5,13 @@ Imported only when serving with more than one worker.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
 from typing import Any
 
+import uvicorn_worker
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
@@ -29,10 +31,33 @@ from scoring_runtime.serving.server import DrainingServer, binds
 
 logger = logging.getLogger("scoring_runtime")
 
+# The uvicorn-worker releases whose private _serve ScoringWorker replaces (a copy of its body, with our server).
+TESTED_UVICORN_WORKER = ("0.4",)
+_SERVE_NAMES = ("_serve", "_install_sigquit_handler", "callback_notify", "CONFIG_KWARGS")
+
+
+@functools.cache
+def own_serve_problem() -> str | None:
+    """Why ScoringWorker should leave serving to uvicorn-worker's own _serve; None when it need not."""
+    version = str(getattr(uvicorn_worker, "__version__", "unknown"))
+    if ".".join(version.split(".")[:2]) not in TESTED_UVICORN_WORKER:
+        tested = ", ".join(TESTED_UVICORN_WORKER)
+        return f"uvicorn-worker {version} is not a release this server was tested with ({tested})"
+    missing = [name for name in _SERVE_NAMES if not hasattr(UvicornWorker, name)]
+    return f"uvicorn-worker {version} lacks {', '.join(missing)}" if missing else None
+
 
 def run_gunicorn(settings: Settings, auth: Authenticator) -> int:
     """Serve with `settings.worker_count` workers until stopped; the exit status."""
     internals_fit()  # checked (and any fallback logged) once, in the master: the workers inherit the answer
+    problem = own_serve_problem()
+    if problem is not None:
+        logger.warning(
+            "%s. Its workers serve with uvicorn's own server: the request-head bounds still hold; lost until a tested "
+            "uvicorn-worker is installed: readiness turning to 503 on SIGTERM, replacing a worker whose run() outlived "
+            "WORKER_TIMEOUT, connections balanced across workers.",
+            problem,
+        )
     if not settings.metrics:
         return _serve(settings, auth)
     # Set before the script is preloaded and the workers forked: prometheus_client reads it when first imported.
@@ -120,6 +145,9 @@ class ScoringWorker(UvicornWorker):  # type: ignore[misc]
         self.config.app = app
         # The protocol with the settings' request-head bounds replaces CONFIG_KWARGS' "auto".
         self.config.http = protocol_class(settings)
+        if own_serve_problem() is not None:
+            await super()._serve()
+            return
         server = DrainingServer(
             self.config, app, settings.heap_keep_mb, shares=_shares(), slot=getattr(self, "scoring_slot", None)
         )

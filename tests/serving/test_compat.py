@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn_worker import UvicornWorker
 
+from scoring_runtime.serving import workers
 from scoring_runtime.serving.http import compat, guard, protocol_class, stock_protocol
 from scoring_runtime.serving.http.protocol import BoundedHttpToolsProtocol
 from scoring_runtime.settings import Settings
@@ -21,7 +23,7 @@ from tests.conftest import ServerFactory
 from tests.helpers import ROOT
 from tests.serving.inprocess import LOOPS, Talk, serve_protocol
 
-UNTESTED_UVICORN = ROOT / "tests" / "data" / "untested_uvicorn"
+UNTESTED_RELEASES = ROOT / "tests" / "data" / "untested_releases"
 
 
 @pytest.fixture(autouse=True)
@@ -169,8 +171,8 @@ def test_the_guard_times_out_slow_heads_and_lets_upgrades_through(loop_name: str
 
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2], ids=["uvicorn", "gunicorn-2"])
-def test_a_server_on_an_untested_uvicorn_serves_and_says_what_it_lost(serve: ServerFactory, workers: int) -> None:
-    server = serve("raw_binary.py", workers=workers, env={"PYTHONPATH": str(UNTESTED_UVICORN)})
+def test_a_server_on_an_untested_releases_serves_and_says_what_it_lost(serve: ServerFactory, workers: int) -> None:
+    server = serve("raw_binary.py", workers=workers, env={"PYTHONPATH": str(UNTESTED_RELEASES)})
     body = bytes(range(256)) * 4096
     answer = server.post("/score", content=body, headers={"content-type": "application/x-test"})
     assert (answer.status_code, answer.content) == (200, body)
@@ -179,3 +181,25 @@ def test_a_server_on_an_untested_uvicorn_serves_and_says_what_it_lost(serve: Ser
     (warning,) = [line for line in log.splitlines() if "Serving with uvicorn's own HTTP protocol" in line]
     assert "uvicorn 0.99.0 is not a release this server was tested with (0.54, 0.55)" in warning
     assert "connections accepted in bursts and balanced across workers" in warning
+
+
+def test_the_installed_uvicorn_worker_is_one_the_server_was_tested_with(monkeypatch: pytest.MonkeyPatch) -> None:
+    workers.own_serve_problem.cache_clear()
+    assert workers.own_serve_problem() is None
+    workers.own_serve_problem.cache_clear()
+    monkeypatch.delattr(UvicornWorker, "_install_sigquit_handler")
+    assert workers.own_serve_problem() == "uvicorn-worker 0.4.0 lacks _install_sigquit_handler"
+    workers.own_serve_problem.cache_clear()
+
+
+@pytest.mark.slow
+def test_workers_on_an_untested_uvicorn_worker_serve_with_its_own_server(serve: ServerFactory) -> None:
+    env = {"PYTHONPATH": str(UNTESTED_RELEASES), "UNTESTED_RELEASES": "uvicorn_worker"}
+    server = serve("raw_binary.py", "--max_header_bytes", "2048", workers=2, env=env)
+    body = bytes(range(256)) * 4096
+    answer = server.post("/score", content=body, headers={"content-type": "application/x-test"})
+    assert (answer.status_code, answer.content) == (200, body)
+    assert server.get("/score", headers={"x-big": "a" * 3000}).status_code == 431  # the head bounds still hold
+    (warning,) = [line for line in server.log().splitlines() if "Its workers serve with uvicorn's own server" in line]
+    assert "uvicorn-worker 0.99.0 is not a release this server was tested with (0.4)" in warning
+    assert "Serving with uvicorn's own HTTP protocol" not in server.log()  # uvicorn itself is a tested release

@@ -22,14 +22,14 @@ from tests.helpers import ROOT, Server
 
 pytestmark = pytest.mark.slow
 
-UNTESTED_UVICORN = ROOT / "tests" / "data" / "untested_uvicorn"
+UNTESTED_RELEASES = ROOT / "tests" / "data" / "untested_releases"
 
 
 @pytest.fixture(params=["our protocol", "uvicorn's protocol"])
 def protocol(request: pytest.FixtureRequest) -> dict[str, str]:
     """The head bounds hold with our protocol, and with uvicorn's own behind the guard, which a uvicorn release the
     server was not tested with gets (compat.py): the environment that makes the server see such a release."""
-    return {} if request.param == "our protocol" else {"PYTHONPATH": str(UNTESTED_UVICORN)}
+    return {} if request.param == "our protocol" else {"PYTHONPATH": str(UNTESTED_RELEASES)}
 
 
 def _served_by(server: Server, protocol: dict[str, str]) -> Server:
