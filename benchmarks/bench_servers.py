@@ -70,8 +70,7 @@ def versions(wrk_version: str, ref_python: Path | None) -> dict[str, str]:
     found = {"python": platform.python_version(), "wrk": wrk_version, "kernel": platform.release()}
     for package in ("scoring-runtime", "starlette", "uvicorn", "gunicorn", "orjson", "numpy", "pandas"):
         found[package] = metadata.version(package)
-    commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True)
-    found["commit"] = commit.stdout.strip()
+    found["commit"] = measured_commit(ROOT)
     if ref_python is not None:
         probe = "from importlib.metadata import version as v; print(v('azureml-inference-server-http'), v('gunicorn'))"
         ref, ref_gunicorn = subprocess.run(
@@ -80,6 +79,25 @@ def versions(wrk_version: str, ref_python: Path | None) -> dict[str, str]:
         found["azureml-inference-server-http"] = ref
         found["reference gunicorn"] = ref_gunicorn
     return found
+
+
+# What `make bench` itself writes: the previous run's results, changed until committed, are not the code measured.
+OWN_OUTPUT = ("benchmarks/RESULTS.md", "benchmarks/RESULTS.jsonl", "benchmarks/results-chart.png")
+
+
+def measured_commit(root: Path) -> str:
+    """HEAD's short hash, with `-dirty` when a tracked file other than the benchmark's own output differs from it."""
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return "unknown"
+    excluded = [f":(exclude){path}" for path in OWN_OUTPUT]
+    status = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded],
+        capture_output=True,
+        text=True,
+    )
+    dirty = status.returncode != 0 or bool(status.stdout.strip())
+    return head.stdout.strip() + ("-dirty" if dirty else "")
 
 
 def free_port() -> int:

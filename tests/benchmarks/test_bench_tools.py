@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import bench_servers  # noqa: E402
 import bench_wrk  # noqa: E402
 import report  # noqa: E402
 
@@ -135,3 +137,30 @@ def test_the_client_bound_cell_alone_does_not_fail_the_p99_target(tmp_path: Path
     report.main([str(source), "--out-dir", str(tmp_path), "--no-chart"])
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| worst 0.04x (echo w1); not judged, client-bound: raw_1mb w1 0.25x | **pass** |" in text
+
+
+def test_the_commit_is_dirty_for_changed_code_but_not_for_the_previous_runs_results(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "server.py").write_text("one\n")
+    for path in bench_servers.OWN_OUTPUT:
+        (tmp_path / path).write_text("old results\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start")
+    clean = bench_servers.measured_commit(tmp_path)
+    assert clean and not clean.endswith("-dirty")
+
+    for path in bench_servers.OWN_OUTPUT:
+        (tmp_path / path).write_text("new results\n")
+    (tmp_path / "untracked.txt").write_text("a download\n")
+    assert bench_servers.measured_commit(tmp_path) == clean
+
+    (tmp_path / "server.py").write_text("two\n")
+    assert bench_servers.measured_commit(tmp_path) == clean + "-dirty"
+
+
+def test_the_commit_outside_a_repository_is_unknown(tmp_path: Path) -> None:
+    assert bench_servers.measured_commit(tmp_path) == "unknown"
