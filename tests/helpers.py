@@ -25,6 +25,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One whole response with a Content-Length from a kept-alive connection: its head and its body. The two may
+    arrive apart (uvicorn's own protocol writes them separately), and a body left unread would be taken for the
+    start of the next answer."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {received!r}"
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in lines if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        chunk = sock.recv(1 << 20)
+        assert chunk, f"closed after {head + body!r}"
+        body += chunk
+    return head, body
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The test process's environment without any setting scoring_runtime reads, plus `extra`."""
     from scoring_runtime.config import ENV_NAMES

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 import socket
 import time
 
@@ -13,6 +12,7 @@ import pytest
 
 from scoring_runtime.serving.http.head_with_body import HeadWithBody
 from tests.conftest import ServerFactory
+from tests.helpers import read_response
 
 
 class _Transport:
@@ -56,17 +56,6 @@ def test_a_response_head_leaves_with_its_body_in_one_write() -> None:
     ]
 
 
-def _read_response(sock: socket.socket) -> tuple[bytes, bytes]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(re.search(rb"content-length: (\d+)", head.lower()).group(1))  # type: ignore[union-attr]
-    while len(body) < length:
-        body += sock.recv(1 << 20)
-    return head, body
-
-
 @pytest.mark.slow
 def test_bodies_arrive_whole_however_they_are_cut(serve: ServerFactory) -> None:
     # A body of declared length is handed to run() whole: in one read, in pieces sent apart, or behind a
@@ -76,15 +65,15 @@ def test_bodies_arrive_whole_however_they_are_cut(serve: ServerFactory) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         head = b"POST /score HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-test\r\nContent-Length: %d\r\n"
         sock.sendall(head % len(body) + b"\r\n" + body)
-        assert _read_response(sock)[1] == body
+        assert read_response(sock)[1] == body
         sock.sendall(head % len(body) + b"\r\n")
         for start in range(0, len(body), 700_001):
             time.sleep(0.05)
             sock.sendall(body[start : start + 700_001])
-        assert _read_response(sock)[1] == body
+        assert read_response(sock)[1] == body
         sock.sendall(head % len(body) + b"Expect: 100-continue\r\n\r\n")
         assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue")
         sock.sendall(body)
-        assert _read_response(sock)[1] == body
+        assert read_response(sock)[1] == body
     chunked = httpx.post(server.url + "/score", content=iter([body[:1000], body[1000:]]), timeout=30)
     assert chunked.status_code == 200 and chunked.content == body
