@@ -24,7 +24,7 @@ from scoring_runtime._version import __version__
 from scoring_runtime.app.cors import Cors
 from scoring_runtime.app.hot_routes import HotRoutes
 from scoring_runtime.app.lifecycle import Preloaded, finish_async_init, load_user_script
-from scoring_runtime.app.request_context import RequestContext
+from scoring_runtime.app.request_context import ID_CHECKED, RequestContext
 from scoring_runtime.app.responses import (
     FAILED_HEADER,
     error_response,
@@ -100,7 +100,7 @@ class ScoringApp:
         self._http = RequestContext(
             app,
             server_version,
-            health_paths=frozenset(f"{prefix}/" for prefix in prefixes) | LIVE_PATHS | READY_PATHS | {METRICS_PATH},
+            id_checked={f"{prefix}{path}": methods for prefix in prefixes for path, methods in ID_CHECKED.items()},
             logged_paths=frozenset(f"{prefix}{path}" for prefix in prefixes for path in ("/score", "/swagger.json")),
             metrics=self._metrics,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +31,12 @@ _TRACE_ID = b"traceid"
 _SERVER_VERSION = b"x-ms-server-version"
 _ID_HEADERS = frozenset({_REQUEST_ID, _LEGACY_ID, _CLIENT_ID, _TRACE_ID})
 _SET_BY_SERVER = _ID_HEADERS | {_SERVER_VERSION}
+# Where the reference checks the id headers (see RequestContext): the views of /score and /swagger.json, HEAD being
+# routed wherever GET is, and OPTIONS to /swagger.json answered by Flask after its hooks.
+ID_CHECKED: Mapping[str, frozenset[str]] = {
+    "/score": frozenset({"GET", "HEAD", "POST", "OPTIONS"}),
+    "/swagger.json": frozenset({"GET", "HEAD", "OPTIONS"}),
+}
 _LEGACY_WARNING = (
     "x-ms-request-id header has been deprecated and will be removed from future versions of the server. "
     "Please use x-ms-client-request-id."
@@ -107,13 +114,15 @@ class RequestContext:
         self,
         app: ASGIApp,
         server_version: str | None,
-        health_paths: frozenset[str] = frozenset({"/"}),
+        id_checked: Mapping[str, frozenset[str]] = ID_CHECKED,
         logged_paths: frozenset[str] = frozenset({"/score", "/swagger.json"}),
         metrics: Metrics | None = None,
     ) -> None:
         self.app = app
         self.server_version = server_version.encode("latin-1") if server_version else None
-        self.health_paths = health_paths
+        # The methods of each path whose requests the id limits apply to: in the reference, the requests routed to
+        # its blueprint's views (an unknown path or an unrouted method is answered 404 or 405 before the check).
+        self.id_checked = id_checked
         self.logged_paths = logged_paths
         self.metrics = metrics
         self.access_log = AccessLog()
@@ -127,8 +136,8 @@ class RequestContext:
         route = self.metrics.route(path) if self.metrics is not None else None
         ids = derive_ids(scope["headers"])
         if ids.rejection is not None:
-            if path not in self.health_paths:
-                await self._reject(ids, send)
+            if scope["method"] in self.id_checked.get(path, ()):
+                await self._reject(ids, scope["headers"], send)
                 if route is not None:
                     route.count(431, time.perf_counter() - start)
                 return
@@ -187,7 +196,7 @@ class RequestContext:
             if route is not None:
                 route.leave(status, time.perf_counter() - start)
 
-    async def _reject(self, ids: RequestIds, send: Send) -> None:
+    async def _reject(self, ids: RequestIds, request_headers: list[tuple[bytes, bytes]], send: Send) -> None:
         body = json.dumps({"message": ids.rejection}).encode()
         headers = [
             (b"content-type", b"application/json"),
@@ -195,5 +204,11 @@ class RequestContext:
             (b"x-ms-run-function-failed", b"False"),
             *ids.response_headers(),
         ]
+        # The reference's after-request hook still runs for its 431: the server version and the TraceId echo go out.
+        if self.server_version is not None:
+            headers.append((_SERVER_VERSION, self.server_version))
+        trace = next((value for name, value in request_headers if name == _TRACE_ID), None)
+        if trace is not None:
+            headers.append((_TRACE_ID, trace))
         await send({"type": "http.response.start", "status": 431, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -228,6 +228,17 @@ def test_request_id_headers(returns: TestClient) -> None:
     assert too_long.status_code == 431
     assert too_long.json() == {"message": "x-ms-request-id and x-ms-client-request-id must not exceed 100 characters"}
     assert too_long.headers["x-request-id"] == "r" and "x-ms-request-id" not in too_long.headers
+    # As the reference's after-request hook does for its 431: the server version, and the TraceId echo.
+    assert too_long.headers["x-ms-server-version"].startswith("scoring_runtime/")
+    long_id = {"x-request-id": "r" * 101, "TraceId": "t-431"}
+    refused = returns.post("/score", content="int", headers=long_id)
+    assert (refused.status_code, refused.headers["traceid"]) == (431, "t-431")
+    assert "x-request-id" not in refused.headers and refused.headers["x-ms-server-version"].startswith("scoring_")
+    assert returns.get("/swagger.json", headers=long_id).status_code == 431
+    # Where the reference routes nothing, its 404 and 405 come before the id check.
+    assert returns.get("/nope", headers=long_id).status_code == 404
+    assert returns.request("DELETE", "/score", headers=long_id).status_code == 405
+    assert returns.post("/swagger.json", headers=long_id).status_code == 405
     probe = returns.get("/", headers={"x-request-id": "r" * 101})
     assert (probe.status_code, probe.text) == (200, "Healthy")  # liveness never fails on an id header
     for path in ("/nope", "/score"):
