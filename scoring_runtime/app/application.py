@@ -86,6 +86,7 @@ class ScoringApp:
             labels = {f"{prefix}{path}": path for prefix in prefixes for path in ("/", "/score", "/swagger.json")}
             labels |= {path: path for path in (*LIVE_PATHS, *READY_PATHS, METRICS_PATH)}
             self._metrics = Metrics(labels)
+            self._runner.on_abandoned = self._metrics.run_abandoned
             routes.append(Route(METRICS_PATH, self._metrics_page, methods=["GET"]))
         handlers: Mapping[Any, Any] = {HTTPError: handle_http_error, HTTPException: handle_routing_error}
         router = Starlette(routes=routes, exception_handlers=handlers)

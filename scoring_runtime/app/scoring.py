@@ -33,6 +33,10 @@ from scoring_runtime.observability.metrics import Metrics
 logger = logging.getLogger("scoring_runtime")
 
 _EXEC_MS = b"x-ms-run-fn-exec-ms"
+# How long a timed-out run(), once interrupted, may take to stop before its thread is abandoned. Python code stops
+# within microseconds; a call blocked in C does not stop however long one waits. Its `finally` blocks still run
+# on the abandoned thread, whose end is logged.
+ABANDON_GRACE_S = 0.1
 _END = object()
 
 
@@ -135,6 +139,8 @@ class Scorer:
         if not future.done():
             logger.error("Scoring timeout after %d ms", self.timeout_ms)
             future.set_exception(ScoringTimeout(self.timeout_ms))
+            # Then the call itself is stopped, or its thread given up, so that the next request finds a free slot.
+            self.runner.stop_overdue(future, ABANDON_GRACE_S)
 
     async def _score_async(self, script: UserScript, scope: Scope, body: bytes) -> Response:
         kwargs = _arguments(script, scope, body)

@@ -11,12 +11,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import logging
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from scoring_runtime.contract.interrupts import RunTimedOut, raise_in_thread, withdraw
+
+logger = logging.getLogger("scoring_runtime")
 
 T = TypeVar("T")
 
@@ -64,19 +69,35 @@ class RunThreads:
         self.name = name
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        # Jobs submitted and not finished, queued or running (abandoned ones included). Changed only on the loop.
+        # Jobs submitted and not finished, queued or running (not abandoned ones). Changed only on the loop.
         self.outstanding = 0
-        # Per thread, the job it is running: (monotonic start, its future), or None while idle.
+        # Threads given up on (see `abandon`) that are still stuck in their call, and all ever given up on.
+        self.abandoned = 0
+        self.abandoned_total = 0
+        # Per slot, under _lock: the job its thread is running ((monotonic start, its future), or None while idle),
+        # whether that job has been interrupted, the thread's id, and a generation that abandoning the slot's
+        # thread increases, so that the thread, when its call returns, knows the slot has a new thread.
+        self._lock = threading.Lock()
         self._running: list[tuple[float, asyncio.Future[Any]] | None] = [None] * size
+        self._interrupted = [False] * size
+        self._idents = [0] * size
+        self._generations = [0] * size
         self._completions: _Completions | None = None
+        # Told the number of abandoned threads still running whenever it changes, and whether a thread was just
+        # abandoned (else one has returned); on the event loop or a run thread.
+        self.on_abandoned: Callable[[int, bool], None] | None = None
 
     def start(self) -> None:
         if self._threads:
             return
-        for index in range(self.size):
-            thread = threading.Thread(target=self._work, args=(index,), name=f"{self.name}-{index}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._threads = [self._start_thread(index) for index in range(self.size)]
+
+    def _start_thread(self, index: int) -> threading.Thread:
+        generation = self._generations[index]
+        name = f"{self.name}-{index}" + (f".{generation}" if generation else "")
+        thread = threading.Thread(target=self._work, args=(index, generation), name=name, daemon=True)
+        thread.start()
+        return thread
 
     def stop(self) -> None:
         """Let the threads finish their current job and exit; does not wait for them."""
@@ -87,7 +108,8 @@ class RunThreads:
     def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Queue `fn(*args)` for a run thread; the returned future resolves on the calling event loop.
 
-        The caller may abandon the future (on a timeout); the job still runs to its end on its thread.
+        The caller may abandon the future (on a timeout): a job whose future is done before a thread takes it is
+        skipped; one already running runs on unless `stop_overdue` stops it.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
@@ -102,6 +124,61 @@ class RunThreads:
         """The futures of the jobs that have been running for more than `limit_s` seconds."""
         now = time.monotonic()
         return [entry[1] for entry in list(self._running) if entry is not None and now - entry[0] > limit_s]
+
+    def stop_overdue(self, future: asyncio.Future[Any], grace_s: float) -> bool:
+        """On the event loop, for a job whose client has been answered (timed out): raise RunTimedOut inside it, and
+        if it is still running `grace_s` seconds later (blocked in C, or swallowing the exception), abandon its
+        thread. False if the job was not running (already finished, or never started: then it is skipped)."""
+        if not self._interrupt(future):
+            return False
+        future.get_loop().call_later(grace_s, self.abandon, future)
+        return True
+
+    def _interrupt(self, future: asyncio.Future[Any]) -> bool:
+        with self._lock:
+            index = self._slot_of(future)
+            if index is None:
+                return False
+            if not self._interrupted[index]:
+                self._interrupted[index] = True
+                if not raise_in_thread(self._idents[index]):
+                    logger.warning("run() cannot be interrupted on this interpreter; its thread will be abandoned")
+            return True
+
+    def abandon(self, future: asyncio.Future[Any]) -> bool:
+        """On the event loop: if the job of `future` is still running, give its slot a new thread and leave the old
+        one to its call, which then ends unobserved. Python cannot stop a thread blocked in C; this frees the run
+        slot (and keeps the concurrency as configured for the calls that count) at the cost of a stuck thread."""
+        with self._lock:
+            index = self._slot_of(future)
+            if index is None:
+                return False
+            started = self._running[index]
+            self._generations[index] += 1
+            self._running[index] = None
+            self._interrupted[index] = False
+            self.abandoned += 1
+            self.abandoned_total += 1
+            alive = self.abandoned
+        self.outstanding -= 1
+        if self.on_abandoned is not None:
+            self.on_abandoned(alive, True)
+        if self._threads:
+            self._threads[index] = self._start_thread(index)
+        elapsed = time.monotonic() - started[0] if started is not None else 0.0
+        logger.error(
+            "run() is still running %.1f s after it started, past its timeout, and did not stop when interrupted: "
+            "its thread is abandoned and a new one takes its slot (%d abandoned thread(s) still running)",
+            elapsed,
+            alive,
+        )
+        return True
+
+    def _slot_of(self, future: asyncio.Future[Any]) -> int | None:
+        for index, entry in enumerate(self._running):
+            if entry is not None and entry[1] is future:
+                return index
+        return None
 
     def fail_queued(self, exc: Callable[[], BaseException]) -> int:
         """Settle every job still waiting for a thread with `exc()` and drop it; return how many there were.
@@ -122,20 +199,63 @@ class RunThreads:
             self.outstanding -= 1
             _set_exception(job[3], exc())
 
-    def _work(self, index: int) -> None:
+    def _work(self, index: int, generation: int) -> None:
         _prefer_not_to_preempt()
+        ident = threading.get_ident()
+        with self._lock:
+            self._idents[index] = ident
         while (job := self._jobs.get()) is not None:
             context, fn, args, future, completions = job
-            self._running[index] = (time.monotonic(), future)
+            if future.done():  # its client has had its answer (a timeout) while it waited: do not start it
+                completions.add(_set_result, future, None)
+                continue
             try:
-                result = context.run(fn, *args)
-            except BaseException as exc:  # handed to the awaiting coroutine, which decides
-                completions.add(_set_exception, future, exc)
-            else:
-                completions.add(_set_result, future, result)
-            finally:
+                settle, value = self._call(index, generation, context, fn, args, future)
+            except RunTimedOut as late:  # it landed in _call's own lines, after the user's call had returned
+                self._finish(index, generation, ident)
+                settle, value = _set_exception, late
+            if self._generations[index] != generation:
+                self._abandoned_thread_ends()
+                return
+            completions.add(settle, future, value)
+            del job, context, fn, args, future, completions, value
+
+    def _call(
+        self,
+        index: int,
+        generation: int,
+        context: contextvars.Context,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        future: asyncio.Future[Any],
+    ) -> tuple[_Settle, Any]:
+        with self._lock:
+            self._running[index] = (time.monotonic(), future)
+        try:
+            return _set_result, context.run(fn, *args)
+        except BaseException as exc:  # handed to the awaiting coroutine, which decides
+            return _set_exception, exc
+        finally:
+            self._finish(index, generation, threading.get_ident())
+
+    def _finish(self, index: int, generation: int, ident: int) -> None:
+        """The job of this thread is over: no interrupt may reach it from now on, nor land in our own code."""
+        with self._lock:
+            if self._generations[index] == generation:
                 self._running[index] = None
-            del job, context, fn, args, future, completions
+                interrupted, self._interrupted[index] = self._interrupted[index], False
+            else:
+                interrupted = True  # abandoned, so it had been interrupted
+            if interrupted:
+                withdraw(ident)
+
+    def _abandoned_thread_ends(self) -> None:
+        with self._lock:
+            self.abandoned -= 1
+            left = self.abandoned
+        logger.warning("An abandoned run() call has returned; %d abandoned thread(s) still running", left)
+        if self.on_abandoned is not None:
+            self.on_abandoned(left, False)
 
     def _settled(self) -> None:
         self.outstanding -= 1

@@ -112,6 +112,17 @@ class Metrics:
             registry=registry,
         )
         self.run_failures = Counter("scoring_run_failures", "run() calls that raised an exception.", registry=registry)
+        self.abandoned_runs = Counter(
+            "scoring_abandoned_runs",
+            "Timed-out run() calls that did not stop when interrupted, whose threads were given up for new ones.",
+            registry=registry,
+        )
+        self.abandoned_threads = Gauge(
+            "scoring_abandoned_threads",
+            "Threads of abandoned run() calls that are still running (stuck).",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
         self.init_seconds = Gauge(
             "scoring_init_duration_seconds",
             "Time init() took for the script this process serves.",
@@ -136,6 +147,12 @@ class Metrics:
             self.timeouts.inc()
         elif isinstance(error, RunFailed):
             self.run_failures.inc()
+
+    def run_abandoned(self, alive: int, new: bool) -> None:
+        """RunThreads.on_abandoned: on the event loop or a run thread (prometheus_client's values are locked)."""
+        if new:
+            self.abandoned_runs.inc()
+        self.abandoned_threads.set(alive)
 
     def page(self) -> bytes:
         self.sync()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import threading
+import time
 
 import pytest
 
+from scoring_runtime.contract.interrupts import RunTimedOut
 from scoring_runtime.contract.runner import RunThreads
 
 
@@ -43,3 +47,108 @@ def test_run_threads_hand_back_every_result_to_its_caller() -> None:
     assert outstanding == 0
     for n, answer in enumerate(answers):
         assert (str(answer) == str(n) and isinstance(answer, ValueError)) if n % 7 == 0 else answer == n * 2
+
+
+def _spin(seconds: float) -> str:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return "spun"
+
+
+def test_an_overdue_python_call_is_interrupted_and_its_thread_kept() -> None:
+    async def scenario() -> tuple[BaseException | None, str, int]:
+        threads = RunThreads(1)
+        threads.start()
+        try:
+            future = threads.submit(_spin, 30.0)
+            await asyncio.sleep(0.05)
+            future.set_exception(TimeoutError("the client's answer"))
+            assert threads.stop_overdue(future, grace_s=5.0)
+            after = await asyncio.wait_for(threads.submit(lambda: threading.current_thread().name), 2.0)
+            await asyncio.sleep(0)
+            return future.exception(), after, threads.abandoned_total
+        finally:
+            threads.stop()
+
+    exception, thread, abandoned = asyncio.run(scenario())
+    assert isinstance(exception, TimeoutError) and thread == "scoring-run-0" and abandoned == 0
+
+
+def test_a_call_blocked_in_c_is_abandoned_and_its_slot_gets_a_new_thread() -> None:
+    release = threading.Event()
+
+    async def scenario() -> tuple[str, int, int]:
+        threads = RunThreads(1)
+        threads.start()
+        try:
+            future = threads.submit(release.wait, 30.0)
+            await asyncio.sleep(0.05)
+            future.set_exception(TimeoutError())
+            assert threads.stop_overdue(future, grace_s=0.05)
+            after = await asyncio.wait_for(threads.submit(lambda: threading.current_thread().name), 2.0)
+            stuck = threads.abandoned
+            release.set()  # the abandoned call returns: its thread leaves, without touching the new one's slot
+            for _ in range(200):
+                if threads.abandoned == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert await threads.submit(lambda: 1) == 1 and threads.outstanding == 0
+            return after, stuck, threads.abandoned
+        finally:
+            threads.stop()
+
+    assert asyncio.run(scenario()) == ("scoring-run-0.1", 1, 0)
+
+
+def test_a_finished_call_is_not_interrupted_and_a_skipped_one_never_starts() -> None:
+    started: list[int] = []
+
+    async def scenario() -> int:
+        threads = RunThreads(1)
+        threads.start()
+        try:
+            done = threads.submit(lambda: 1)
+            assert await done == 1
+            assert not threads.stop_overdue(done, grace_s=0.01)  # over: nothing to stop
+            blocker = threading.Event()
+            busy = threads.submit(blocker.wait, 5.0)
+            queued = threads.submit(started.append, 1)
+            queued.set_exception(TimeoutError())  # its client gave up while it waited
+            assert not threads.stop_overdue(queued, grace_s=0.01)
+            blocker.set()
+            await busy
+            await threads.submit(lambda: None)
+            return threads.outstanding
+        finally:
+            threads.stop()
+
+    assert asyncio.run(scenario()) == 0 and started == []
+
+
+def test_interrupts_racing_the_end_of_calls_never_kill_a_thread_or_lose_a_job() -> None:
+    # Interrupts aimed at calls that are just returning may land in the runner's own code: each must be absorbed.
+    failures: list[threading.ExceptHookArgs] = []
+    previous, threading.excepthook = threading.excepthook, failures.append
+
+    async def scenario() -> tuple[int, int]:
+        threads = RunThreads(2)
+        threads.start()
+        loop = asyncio.get_running_loop()
+        try:
+            for round_ in range(300):
+                future = threads.submit(_spin, 0.0005 * (round_ % 5))
+                loop.call_later(0.0005 * (round_ % 7), threads.stop_overdue, future, 0.5)
+                with contextlib.suppress(RunTimedOut):
+                    await future
+            answers = await asyncio.gather(*(threads.submit(lambda n=n: n) for n in range(50)))
+            assert answers == list(range(50))
+            return threads.outstanding, threads.abandoned_total
+        finally:
+            threads.stop()
+
+    try:
+        assert asyncio.run(scenario()) == (0, 0)
+    finally:
+        threading.excepthook = previous
+    assert failures == []

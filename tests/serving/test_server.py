@@ -157,17 +157,38 @@ def test_scoring_timeout(serve: ServerFactory, workers: int, script: str) -> Non
     assert server.get("/").status_code == 200
 
 
-def test_a_timed_out_run_keeps_its_slot(serve: ServerFactory) -> None:
-    server = serve("sleepy.py", env={"SCORING_TIMEOUT_MS": "300"})
-    with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(server.post, "/score", content="1.2")
-        time.sleep(0.5)
-        # The first call timed out for its client but still runs: the next one waits for its slot, and times out.
-        second = server.post("/score", content="0")
-        assert first.result().json() == {"message": "Scoring timeout after 300 ms"}
-    assert second.json() == {"message": "Scoring timeout after 300 ms"}
-    time.sleep(1.0)
-    assert server.post("/score", content="0").json()["peak"] == 1
+@pytest.mark.parametrize(
+    ("how", "stopped"),
+    [("spin", True), ("sleep", False), ("cblock", False)],
+    ids=["python-loop", "time-sleep", "blocked-in-c"],
+)
+def test_a_timed_out_run_frees_its_slot(serve: ServerFactory, workers: int, how: str, stopped: bool) -> None:
+    """A run() past SCORING_TIMEOUT_MS is stopped where Python can stop it, and otherwise its thread is abandoned:
+    either way the next request is served at once, not after the stuck call."""
+    server = serve("hangs.py", workers=workers, env={"SCORING_TIMEOUT_MS": "300"})
+    with ThreadPoolExecutor(1) as pool:
+        hung = pool.submit(server.post, "/score", content=f"{how} 3")
+        server.wait_for_log("Scoring timeout after 300 ms")
+        start = time.perf_counter()
+        answers = [server.post("/score", content="now") for _ in range(3)]
+        elapsed = time.perf_counter() - start
+        assert hung.result().json() == {"message": "Scoring timeout after 300 ms"}
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert elapsed < 1.5  # not the 3 s the stuck call takes (the grace before abandoning is 0.1 s)
+    if stopped:
+        # The exception landed in the Python loop: its finally ran at once, and no thread was given up.
+        server.wait_for_log(f"{how} ended after 0.")
+        assert "abandoned" not in server.log()
+    else:
+        server.wait_for_log(
+            "its thread is abandoned and a new one takes its slot (1 abandoned thread(s) still running)"
+        )
+        server.wait_for_log(f"{how} ended after 3.", timeout=10)
+        server.wait_for_log("An abandoned run() call has returned; 0 abandoned thread(s) still running")
+    metrics = server.get("/metrics").text
+    assert f"scoring_abandoned_runs_total {0.0 if stopped else 1.0}" in metrics
+    assert "scoring_abandoned_threads 0.0" in metrics
+    assert server.get("/").status_code == 200
 
 
 @pytest.mark.parametrize(
