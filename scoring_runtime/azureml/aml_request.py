@@ -24,8 +24,8 @@ __all__ = ["AMLRequest", "RequestHeaders", "rawhttp"]
 class RequestHeaders(MultiDict[str]):
     """Request headers: looked up case-insensitively, iterated as (Name, value) pairs, as Flask's are.
 
-    Names are in Werkzeug's spelling (`Content-Type`, `X-Ms-Request-Id`); a repeated header is one value joined
-    with ", ", as a WSGI server delivers it.
+    Names are in Werkzeug's spelling (`Content-Type`, `X-Ms-Request-Id`); a repeated header is one value, its values
+    joined with "," and no space (`one,two`), as gunicorn puts it in the WSGI environ the reference reads.
     """
 
     def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
@@ -33,7 +33,7 @@ class RequestHeaders(MultiDict[str]):
         for key, value in raw:
             name = key.decode("latin-1").title()
             text = value.decode("latin-1")
-            joined[name] = f"{joined[name]}, {text}" if name in joined else text
+            joined[name] = f"{joined[name]},{text}" if name in joined else text
         super().__init__(joined.items())
         self._lower = {name.lower(): name for name in joined}
 

@@ -78,6 +78,7 @@ def _describe(
     names = tuple(name for name in params if name != HEADERS_PARAMETER)
     if not names:
         raise _load_error('run() needs to accept an argument other than "request_headers".')
+    required = frozenset(name for name in names if params[name].default is inspect.Parameter.empty)
     raw = raw_used or bool(getattr(inspect.unwrap(run), "__scoring_rawhttp__", False))
     typed = schema.is_decorated(run)
     if raw and typed:
@@ -102,7 +103,9 @@ def _describe(
         mode=mode,
         is_async=inspect.iscoroutinefunction(inspect.unwrap(run)),
         parameters=names,
-        required=frozenset(name for name in names if params[name].default is inspect.Parameter.empty),
+        required=required,
+        # Only a typed call names every parameter; plain and raw ones leave the others to Python, as the reference's do.
+        defaults={name: params[name].default for name in names if name not in required} if typed else {},
         wants_headers=HEADERS_PARAMETER in params,
         user_code=schema.user_code(run) if typed else None,
         fast=_plan_conversion(run) if typed else None,

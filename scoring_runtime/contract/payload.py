@@ -103,7 +103,10 @@ def parse_json(body: bytes) -> Any:
 
 
 def run_arguments(data: dict[str, Any], parameters: Iterable[str], required: frozenset[str]) -> dict[str, Any]:
-    """Pick run()'s parameters out of the request's JSON object by name; extra keys are ignored."""
+    """Pick run()'s parameters out of the request's JSON object by name; extra keys are ignored.
+
+    A parameter with a default that the request lacks is left out here: UserScript.call passes its default.
+    """
     kwargs = {}
     for name in parameters:
         if name in data:

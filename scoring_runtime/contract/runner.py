@@ -229,8 +229,8 @@ class RunThreads:
         args: tuple[Any, ...],
         future: asyncio.Future[Any],
     ) -> tuple[_Settle, Any]:
-        with self._lock:
-            self._running[index] = (time.monotonic(), future)
+        # No lock needed to start: an interrupt aims at a job it finds here, and _finish settles with it under one.
+        self._running[index] = (time.monotonic(), future)
         try:
             return _set_result, context.run(fn, *args)
         except BaseException as exc:  # handed to the awaiting coroutine, which decides

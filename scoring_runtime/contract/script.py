@@ -7,7 +7,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -42,29 +42,36 @@ class UserScript:
     wants_headers: bool
     user_code: CodeType | None  # where user code starts under the schema decorators
     fast: convert.FastCall | None = None  # our own input conversion, when it covers run()'s schema layers
+    # TYPED: the parameters that have defaults, with them. The reference passes every parameter by keyword, a default
+    # when the request has no value: inference-schema's wrapper looks a decorated parameter missing from the keywords
+    # up by position, and fails (IndexError), so leaving it to Python is not an option. Passed as the very objects.
+    defaults: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def input_parameter(self) -> str:
         return self.parameters[0]
 
     def call(self, kwargs: dict[str, Any]) -> tuple[Any, float]:
-        """Call run(**kwargs); return its result and the call's wall time in milliseconds.
+        """Call run(**kwargs), with the defaults of parameters kwargs lacks; return its result and the call's wall
+        time in milliseconds.
 
         Raises BadRequest when inference-schema could not convert an input, RunFailed when run() raised.
         """
+        arguments = {**self.defaults, **kwargs} if self.defaults else kwargs
         start = time.perf_counter()
         try:
-            result = self._function(kwargs)(**kwargs)
+            result = self._function(arguments)(**arguments)
         except BaseException as exc:  # SystemExit from run() must not take the worker down either
-            raise self._failure(exc) from None
+            raise self._failure(exc, kwargs) from None
         return result, (time.perf_counter() - start) * 1000.0
 
     async def call_async(self, kwargs: dict[str, Any]) -> tuple[Any, float]:
+        arguments = {**self.defaults, **kwargs} if self.defaults else kwargs
         start = time.perf_counter()
         try:
-            result = await self._function(kwargs)(**kwargs)
+            result = await self._function(arguments)(**arguments)
         except Exception as exc:
-            raise self._failure(exc) from None
+            raise self._failure(exc, kwargs) from None
         return result, (time.perf_counter() - start) * 1000.0
 
     def _function(self, kwargs: dict[str, Any]) -> Callable[..., Any]:
@@ -73,18 +80,30 @@ class UserScript:
             return self.fast.target
         return self.run
 
-    def _failure(self, exc: BaseException) -> BadRequest | RunFailed:
+    def _failure(self, exc: BaseException, supplied: dict[str, Any]) -> BadRequest | RunFailed:
+        """What the client gets for `exc`: 400 for a value of theirs that inference-schema rejected, else 500."""
+        rejected = self._rejected(exc)
+        if rejected is not None:
+            parameter, message = rejected
+            if parameter in supplied or parameter not in self.defaults:
+                logger.info("Rejected input: %s", message)
+                return BadRequest(message)
+            # The script's own default failed its schema: no client input is at fault, and every request that leaves
+            # the parameter out fails the same way (the reference's 500).
+            logger.error("The default of run()'s %r parameter is not a valid input for its @input_schema", parameter)
+        logger.error("Encountered Exception: %s", "".join(traceback.format_exception(exc)))
+        return RunFailed()
+
+    def _rejected(self, exc: BaseException) -> tuple[str, str] | None:
+        """The parameter whose value inference-schema failed to convert, and the client's message; None when `exc`
+        is a failure of run() itself."""
         if self.fast is not None:  # only then is convert loaded, and only then can it have raised
             from scoring_runtime.contract.convert import ConversionError
 
             if isinstance(exc, ConversionError):
-                logger.info("Rejected input: %s", exc)
-                return BadRequest(str(exc))
+                return exc.parameter, str(exc)
         if self.mode is Mode.TYPED:
             parameter = schema.conversion_failure(exc, self.user_code)
             if parameter is not None:
-                message = f"Invalid value for the {parameter!r} parameter: {exc}"
-                logger.info("Rejected input: %s", message)
-                return BadRequest(message)
-        logger.error("Encountered Exception: %s", "".join(traceback.format_exception(exc)))
-        return RunFailed()
+                return parameter, f"Invalid value for the {parameter!r} parameter: {exc}"
+        return None

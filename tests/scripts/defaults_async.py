@@ -1,0 +1,12 @@
+from inference_schema.parameter_types.standard_py_parameter_type import StandardPythonParameterType
+from inference_schema.schema_decorators import input_schema
+
+
+def init():
+    pass
+
+
+@input_schema("num", StandardPythonParameterType(5))
+@input_schema("factor", StandardPythonParameterType(10))
+async def run(num, factor=10):
+    return [num, factor]

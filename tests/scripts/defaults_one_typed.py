@@ -1,0 +1,12 @@
+from inference_schema.parameter_types.standard_py_parameter_type import StandardPythonParameterType
+from inference_schema.schema_decorators import input_schema
+
+
+def init():
+    pass
+
+
+# One decorated parameter, and it has the default: `num` is undecorated and required.
+@input_schema("factor", StandardPythonParameterType(10))
+def run(num, factor=10, color="red"):
+    return [num, factor, color]
