@@ -1,6 +1,7 @@
-"""`AMLResponse`: what a `@rawhttp` run() returns, with the reference's constructor and semantics.
+"""`AMLResponse`: what a `@rawhttp` run() returns, with the reference's constructor and Flask's Response API.
 
-Scripts import it as `azureml.contrib.services.aml_response` (see rawhttp.register_azureml_aliases).
+Scripts import it as `azureml.contrib.services.aml_response` or `azureml_inference_server_http.api.aml_response`
+(see `register_azureml_aliases`).
 """
 
 from __future__ import annotations
@@ -8,13 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from starlette.concurrency import iterate_in_threadpool
-from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from scoring_runtime.azureml.flask_response import FlaskResponse
 from scoring_runtime.errors import StreamAborted
 
 __all__ = ["AMLResponse"]
@@ -26,7 +27,7 @@ _HTML = "text/html"
 _BODY_TYPES = (str, bytes, bytearray, memoryview)
 
 
-class AMLResponse(Response):
+class AMLResponse(FlaskResponse):
     """A response built by run().
 
     - `message=None` answers `{}` (JSON); `json_str=True` JSON-encodes `message`; a dict is JSON-encoded too.
@@ -35,6 +36,8 @@ class AMLResponse(Response):
     - Each header value is split on commas into separate header lines, as the reference does; a Content-Type in
       `response_headers` replaces the default and is sent once.
     - A status of 500 or more, or `run_function_failed=True`, sends `x-ms-run-function-failed: True`.
+
+    After construction it is Flask's Response: see FlaskResponse.
     """
 
     def __init__(
@@ -47,8 +50,6 @@ class AMLResponse(Response):
     ) -> None:
         headers = dict(response_headers or {})
         user_type = next((headers.pop(name) for name in list(headers) if name.lower() == "content-type"), None)
-        # The chunks of a streamed body: an async iterator, or an iterator the app advances on a run thread.
-        self.stream: Iterator[Any] | AsyncIterator[Any] | None = None
         content: Any = None
         media_type = _HTML
         if message is None:
