@@ -163,8 +163,9 @@ class ScoringTimeout(HTTPError):
 class WorkerTimeout(HTTPError):
     run_function_failed = True
 
-    def __init__(self, timeout_s: int) -> None:
-        super().__init__(f"run() did not finish within WORKER_TIMEOUT ({timeout_s} s); the worker is being replaced")
+    def __init__(self, timeout_s: int, replacing: bool = True) -> None:
+        replaced = "; the worker is being replaced" if replacing else ""
+        super().__init__(f"run() did not finish within WORKER_TIMEOUT ({timeout_s} s){replaced}")
 
 
 class InternalError(HTTPError):

@@ -32,7 +32,7 @@ from scoring_runtime.app.responses import (
     handle_routing_error,
     options_response,
 )
-from scoring_runtime.app.scoring import Scorer
+from scoring_runtime.app.scoring import ABANDON_GRACE_S, Scorer
 from scoring_runtime.app.swagger import DEFAULT_VERSION, ServiceInfo, Swaggers, build as build_swaggers
 from scoring_runtime.auth import Authenticator, authenticator as build_authenticator
 from scoring_runtime.azureml.forms import parse_query
@@ -135,6 +135,15 @@ class ScoringApp:
                 if not future.done():
                     future.set_exception(WorkerTimeout(limit_s))
             self._runner.fail_queued(WorkerRestarting)
+        return len(overdue)
+
+    def stop_stuck_runs(self, limit_s: int) -> int:
+        """With no process to replace (one worker): answer the clients of run() calls running for more than
+        `limit_s` seconds, and stop each call, or abandon its thread, as at a scoring timeout. Return how many."""
+        overdue = [future for future in self._runner.overdue(limit_s) if not future.done()]
+        for future in overdue:
+            future.set_exception(WorkerTimeout(limit_s, replacing=False))
+            self._runner.stop_overdue(future, ABANDON_GRACE_S)
         return len(overdue)
 
     def sync_metrics(self) -> None:

@@ -33,9 +33,11 @@ def binds(settings: Settings) -> list[tuple[str, int]]:
 
 
 class Drains(Protocol):
-    """What the server needs of the app it serves (ScoringApp's `begin_draining`)."""
+    """What the server needs of the app it serves (ScoringApp's `begin_draining` and `stop_stuck_runs`)."""
 
     def begin_draining(self) -> bool: ...
+
+    def stop_stuck_runs(self, limit_s: int) -> int: ...
 
 
 class DrainingServer(uvicorn.Server):
@@ -56,9 +58,12 @@ class DrainingServer(uvicorn.Server):
         heap_keep_mb: int = 0,
         shares: Shares | None = None,
         slot: int | None = None,
+        stuck_after_s: int | None = None,
     ) -> None:
         super().__init__(config=config)
         self._app = app
+        # One worker: run() calls past WORKER_TIMEOUT are stopped here, since no arbiter replaces this process.
+        self._stuck_after_s = stuck_after_s
         self._heap_keep_mb = heap_keep_mb
         self._shares = shares
         self._slot = slot
@@ -107,9 +112,17 @@ class DrainingServer(uvicorn.Server):
             acceptor.publish()
 
     async def on_tick(self, counter: int) -> bool:
-        if self._idle_trim is not None and counter % 10 == 0:  # ticks come every 0.1 s
-            self._idle_trim.tick(self.server_state.total_requests, time.monotonic())
+        if counter % 10 == 0:  # ticks come every 0.1 s
+            if self._idle_trim is not None:
+                self._idle_trim.tick(self.server_state.total_requests, time.monotonic())
+            if self._stuck_after_s and self.started:
+                self._stop_stuck_runs(self._stuck_after_s)
         return await super().on_tick(counter)
+
+    def _stop_stuck_runs(self, limit_s: int) -> None:
+        stuck = self._app.stop_stuck_runs(limit_s)
+        if stuck:
+            logger.error("%d run() call(s) still running after WORKER_TIMEOUT (%d s): stopped", stuck, limit_s)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._mark_draining()
@@ -144,7 +157,7 @@ def run_uvicorn(settings: Settings, auth: Authenticator) -> int:
         )
         for host, port in binds(settings)
     ]
-    server = DrainingServer(configs[0], app, settings.heap_keep_mb)
+    server = DrainingServer(configs[0], app, settings.heap_keep_mb, stuck_after_s=settings.worker_timeout)
     sockets = [config.bind_socket() for config in configs]
     # Once drained, uvicorn raises the signal that stopped it again, under the handler that was there before it
     # started. A SIGTERM that drained cleanly is a clean exit (status 0), as orchestrators expect.

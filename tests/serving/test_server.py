@@ -368,3 +368,18 @@ def test_async_timeout_counts_the_wait_for_a_slot(serve: ServerFactory) -> None:
     server = serve("async_run.py", env={"SCORING_TIMEOUT_MS": "700"})
     statuses = sorted(r.status_code for r in parallel(2, lambda: server.post("/score", content="0.5")))
     assert statuses == [200, 500]  # the second call waits 0.5 s for the slot, then would need 0.5 s more
+
+
+def test_worker_timeout_with_one_worker_stops_the_stuck_run(serve: ServerFactory) -> None:
+    """With one worker there is no arbiter to replace the process: a run() past WORKER_TIMEOUT gets its answer, its
+    thread is stopped or abandoned, and the same process serves the next request at once."""
+    server = serve("hangs.py", env={"WORKER_TIMEOUT": "1", "SCORING_TIMEOUT_MS": "0"})
+    start = time.perf_counter()
+    stuck = server.post("/score", content="cblock 5")
+    assert time.perf_counter() - start < 3.0
+    assert (stuck.status_code, stuck.json()) == (500, {"message": "run() did not finish within WORKER_TIMEOUT (1 s)"})
+    assert stuck.headers["x-ms-run-function-failed"] == "True"
+    after = server.post("/score", content="now")
+    assert after.status_code == 200 and after.json()["pid"] == server.process.pid
+    assert "1 run() call(s) still running after WORKER_TIMEOUT (1 s): stopped" in server.log()
+    server.wait_for_log("a new one takes its slot (1 abandoned thread(s) still running)")
