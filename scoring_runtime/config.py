@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from scoring_runtime.config_values import ReadAs
 from scoring_runtime.errors import ConfigError
 from scoring_runtime.settings import ENV_NAMES, FIELDS, Settings
 
 __all__ = ["ENV_NAMES", "FIELDS", "Settings", "load_settings"]
+
+# The reference's check of an Application Insights key (case-insensitive).
+_INSTRUMENTATION_KEY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
 def load_settings(
@@ -31,17 +36,19 @@ def load_settings(
     unknown = set(given) - set(FIELDS)
     if unknown:
         raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+    if "app_insights_key" in given:  # the reference's flag turns Application Insights on with the key it gives
+        given.setdefault("app_insights_enabled", True)
     values: dict[str, Any] = {}
+    warnings: list[str] = []
     for name, spec in FIELDS.items():
         envname = spec.metadata["env"]
         if name in given:
-            values[name] = _parse(name, given[name], _flag_label(name))
+            values[name] = _parse(name, given[name], _flag_label(name), warnings)
         elif env.get(envname, "") != "":
-            values[name] = _parse(name, env[envname], envname)
+            values[name] = _parse(name, env[envname], envname, warnings)
     values.setdefault("app_root", (cwd or Path.cwd()))
     values["app_root"] = Path(values["app_root"]).absolute()
 
-    warnings: list[str] = []
     config_path = _find_config_file(values)
     if config_path is not None:
         file_values = _read_config_file(config_path)
@@ -50,12 +57,18 @@ def load_settings(
             if field_name is None:
                 warnings.append(f"Ignoring unknown key {key!r} in config file {config_path}")
             elif field_name not in values and field_name != "config_file":
-                values[field_name] = _parse(field_name, raw, f"{key} in {config_path}")
+                values[field_name] = _parse(field_name, raw, f"{key} in {config_path}", warnings)
         values["config_file"] = str(config_path)
 
-    if "health_port" not in values and env.get("SEPERATE_HEALTH_ENDPOINT", "").lower() == "true":
+    if "health_port" not in values and values.get("separate_health_endpoint"):
         values["health_port"] = 5000
-    return Settings(**values), warnings
+    if values.get("app_insights_enabled") and not _INSTRUMENTATION_KEY.fullmatch(values.get("app_insights_key") or ""):
+        # As the reference's launcher: off, and the script sees AML_APP_INSIGHTS_ENABLED=false.
+        values["app_insights_enabled"] = False
+        problem = "is not a valid instrumentation key" if values.get("app_insights_key") else "is not set"
+        warnings.append(f"AML_APP_INSIGHTS_ENABLED is read as false: AML_APP_INSIGHTS_KEY {problem}")
+    settings = Settings(**values)
+    return settings, warnings + _not_acted_on(settings)
 
 
 def _flag_label(name: str) -> str:
@@ -63,11 +76,27 @@ def _flag_label(name: str) -> str:
     return f"--{cli}" if cli else name
 
 
-def _parse(name: str, raw: object, label: str) -> Any:
+def _parse(name: str, raw: object, label: str, warnings: list[str]) -> Any:
     try:
-        return FIELDS[name].metadata["parse"](raw)
+        value = FIELDS[name].metadata["parse"](raw)
     except ValueError as exc:
         raise ConfigError(f"{label}: {exc}") from None
+    if isinstance(value, ReadAs):
+        warnings.append(f"{label}: {value.note}")
+        return value.value
+    return value
+
+
+def _not_acted_on(settings: Settings) -> list[str]:
+    """One warning for each setting that asks for something this server does not do (a value other than its default):
+    a migrated container keeps starting, and its owner learns what is missing."""
+    found = []
+    for name, spec in FIELDS.items():
+        reason, value = spec.metadata["ignored"], getattr(settings, name)
+        if reason and value != spec.default:
+            shown = str(value).lower() if isinstance(value, bool) else value
+            found.append(f"{spec.metadata['env']}={shown} is accepted but not acted on: {reason}")
+    return found
 
 
 def _find_config_file(values: Mapping[str, Any]) -> Path | None:

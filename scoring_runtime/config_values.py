@@ -5,10 +5,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 TRUE = {"true", "1", "yes", "on"}
 FALSE = {"false", "0", "no", "off"}
+# What pydantic reads as a boolean (case-insensitive, not stripped): the reference's server settings use it.
+PYDANTIC_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+PYDANTIC_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
 LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL"}
+
+
+@dataclass(frozen=True)
+class ReadAs:
+    """A value a setting does not expect, taken as `value` anyway because the reference takes it so: config.py uses
+    `value` and logs `note`, prefixed with the setting's name."""
+
+    value: Any
+    note: str
 
 
 def text(raw: object) -> str:
@@ -57,6 +71,34 @@ def boolean(raw: object) -> bool:
     raise ValueError(f"expected true or false, got {raw!r}")
 
 
+def reference_boolean(true: frozenset[str], case_sensitive: bool, rule: str) -> Callable[[object], bool | ReadAs]:
+    """A boolean the reference reads: `true` spellings turn it on, anything else turns it off, as there.
+
+    A container that started under the reference must start here too, so a value that is not a boolean is read as
+    false with a note, not refused. So is a true-looking value the reference reads as false (`1` where only `true`
+    counts): it is false there too, and the note says why. A recognised false spelling needs no note.
+    """
+
+    def parse(raw: object) -> bool | ReadAs:
+        if isinstance(raw, bool):
+            return raw
+        value = str(raw)
+        if (value if case_sensitive else value.lower()) in true:
+            return True
+        if value.lower() in PYDANTIC_FALSE:
+            return False
+        return ReadAs(False, f"{value!r} is read as false: {rule}")
+
+    return parse
+
+
+# How each of the reference's boolean variables is read: its launcher compares with "true", exactly or in any case;
+# its server settings use pydantic's bool, which refuses anything else (here: false, with a note).
+exact_true = reference_boolean(frozenset({"true"}), True, "azmlinfsrv turns it on only for exactly 'true'")
+any_case_true = reference_boolean(frozenset({"true"}), False, "azmlinfsrv turns it on only for 'true', in any case")
+pydantic_boolean = reference_boolean(PYDANTIC_TRUE, False, "it is not a boolean; azmlinfsrv would not start")
+
+
 def log_level(raw: object) -> str:
     level = text(raw).upper()
     if level not in LOG_LEVELS:
@@ -82,6 +124,26 @@ def path_prefix(raw: object) -> str:
 def comma_list(raw: object) -> tuple[str, ...]:
     items = raw if isinstance(raw, list) else text(raw).split(",")
     return tuple(origin for origin in (str(item).strip() for item in items) if origin)
+
+
+class Listed(tuple[str, ...]):
+    """Items of a comma-separated setting that also keep the text they were read from: the reference exports such a
+    setting to the script's environment exactly as given (`a, b` stays `a, b`)."""
+
+    text: str
+
+    def __new__(cls, items: tuple[str, ...], text: str) -> Listed:
+        listed = super().__new__(cls, items)
+        listed.text = text
+        return listed
+
+    def __getnewargs__(self) -> tuple[tuple[str, ...], str]:
+        return tuple(self), self.text
+
+
+def listed(raw: object) -> Listed:
+    items = comma_list(raw)
+    return Listed(items, ", ".join(items) if isinstance(raw, list) else str(raw))
 
 
 def auth_keys(raw: object) -> tuple[str, ...]:

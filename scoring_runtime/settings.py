@@ -15,13 +15,25 @@ from scoring_runtime import config_values as values
 
 
 def _setting(
-    env: str, parse: Callable[[object], Any], default: Any, doc: str, cli: str | None = None, secret: bool = False
+    env: str,
+    parse: Callable[[object], Any],
+    default: Any,
+    doc: str,
+    cli: str | None = None,
+    secret: bool = False,
+    const: str | None = None,
+    ignored: str | None = None,
 ) -> Any:
-    metadata = {"env": env, "parse": parse, "doc": doc, "cli": cli}
+    """`const`: the flag takes no value and sets this one. `ignored`: why a value other than the default is accepted
+    (a migrated container keeps starting) but not acted on; config.py logs it once."""
+    metadata = {"env": env, "parse": parse, "doc": doc, "cli": cli, "const": const, "ignored": ignored}
     # Secrets stay out of repr(), so that no log line or traceback that shows the settings shows them.
     if callable(default):
         return field(default_factory=default, metadata=metadata, repr=not secret)
     return field(default=default, metadata=metadata, repr=not secret)
+
+
+_NO_APP_INSIGHTS = "Application Insights is not implemented"
 
 
 @dataclass(frozen=True)
@@ -86,12 +98,12 @@ class Settings:
         "WORKER_TIMEOUT",
         values.integer(1),
         300,
-        "Under gunicorn, seconds a run() call or a silent worker may take before the worker is replaced.",
+        "Seconds a run() call may take (then stopped; under gunicorn its worker is replaced), or a silent worker.",
         "worker_timeout",
     )
     worker_preload: bool = _setting(
         "WORKER_PRELOAD",
-        values.boolean,
+        values.any_case_true,
         False,
         "Import score.py and run init() once before forking workers, sharing the model's memory.",
     )
@@ -107,7 +119,7 @@ class Settings:
     )
     cors_origins: tuple[str, ...] = _setting(
         "AML_CORS_ORIGINS",
-        values.comma_list,
+        values.listed,
         (),
         "Comma-separated origins allowed by CORS.",
         "access_control_allow_origins",
@@ -116,6 +128,9 @@ class Settings:
     port: int = _setting("SERVER_PORT", values.port, 5001, "Port of the scoring server.", "port")
     health_port: int | None = _setting(
         "HEALTH_PORT", values.optional_port, None, "A second port serving the same routes, for probes.", "health_port"
+    )
+    separate_health_endpoint: bool = _setting(
+        "SEPERATE_HEALTH_ENDPOINT", values.exact_true, False, "Exactly `true`: the health port defaults to 5000."
     )
     max_concurrency: int = _setting(
         "SCORING_MAX_CONCURRENCY",
@@ -227,7 +242,51 @@ class Settings:
         "SCORING_METRICS", values.boolean, True, "Serve Prometheus metrics at GET /metrics.", "metrics"
     )
     server_version_header: bool = _setting(
-        "SERVER_VERSION_LOG_RESPONSE_ENABLED", values.boolean, True, "Send the x-ms-server-version response header."
+        "SERVER_VERSION_LOG_RESPONSE_ENABLED",
+        values.any_case_true,
+        True,
+        "Send the x-ms-server-version response header (and export its value as HTTP_X_MS_SERVER_VERSION).",
+    )
+    # The reference's Application Insights, data collection, debugger and transport settings: accepted, so that a
+    # container that sets them keeps starting; not acted on. Some are exported for the script (contract/loading.py).
+    app_insights_enabled: bool = _setting(
+        "AML_APP_INSIGHTS_ENABLED",
+        values.exact_true,
+        False,
+        "Exactly `true`, with a valid AML_APP_INSIGHTS_KEY: Application Insights on (not implemented).",
+        ignored=_NO_APP_INSIGHTS,
+    )
+    app_insights_key: str | None = _setting(
+        "AML_APP_INSIGHTS_KEY",
+        values.optional_text,
+        None,
+        "Application Insights instrumentation key (a UUID); the flag also sets AML_APP_INSIGHTS_ENABLED=true.",
+        "appinsights_instrumentation_key",
+        secret=True,
+    )
+    app_insights_log_response: bool = _setting(
+        "APP_INSIGHTS_LOG_RESPONSE_ENABLED",
+        values.pydantic_boolean,
+        True,
+        "Put response bodies in Application Insights request telemetry (not implemented).",
+        ignored=_NO_APP_INSIGHTS,
+    )
+    mdc_storage_enabled: bool = _setting(
+        "AML_MDC_STORAGE_ENABLED", values.pydantic_boolean, False, "Model data collection (not implemented).",
+        ignored="model data collection is not implemented"
+    )  # fmt: skip
+    debug_port: str | None = _setting(
+        "AZUREML_DEBUG_PORT", values.optional_text, None, "Debugger port to connect to (not implemented).",
+        ignored="debugpy is not implemented"
+    )  # fmt: skip
+    transport_protocol: str = _setting(
+        "TRANSPORT_PROTOCOL",
+        values.text,
+        "grpc",
+        "Exported to the script: `grpc`, or `rest` with --rest, as the reference's launcher does; nothing reads it.",
+        "rest",
+        const="rest",
+        ignored="nothing reads it, as in azmlinfsrv",
     )
 
     def entry_script_path(self) -> Path | None:

@@ -74,7 +74,7 @@ def test_unknown_config_keys_are_reported_not_fatal(tmp_path: Path) -> None:
         ({"SCORING_TIMEOUT_MS": "-5"}, "SCORING_TIMEOUT_MS: must be at least 0, got -5"),
         ({"WORKER_COUNT": "0"}, "WORKER_COUNT: must be at least 1, got 0"),
         ({"SERVER_PORT": "70000"}, "SERVER_PORT: must be at most 65535, got 70000"),
-        ({"WORKER_PRELOAD": "maybe"}, "WORKER_PRELOAD: expected true or false, got 'maybe'"),
+        ({"SCORING_METRICS": "maybe"}, "SCORING_METRICS: expected true or false, got 'maybe'"),
         ({"AZUREML_LOG_LEVEL": "LOUD"}, "AZUREML_LOG_LEVEL: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ],
 )
@@ -116,6 +116,21 @@ def test_value_parsing(tmp_path: Path) -> None:
     assert settings.cors_origins == ("www.microsoft.com", "www.bing.com")
     assert settings.app_root == tmp_path / "root"
     assert settings.health_port == 5000
+
+
+def test_a_reference_boolean_that_is_not_one_is_false_with_a_warning(tmp_path: Path) -> None:
+    # The reference starts with it (and reads it as false): a migrated container must start here too.
+    settings, warnings = load_settings({}, environ={"WORKER_PRELOAD": "maybe"}, cwd=tmp_path)
+    assert settings.worker_preload is False
+    assert warnings == ["WORKER_PRELOAD: 'maybe' is read as false: azmlinfsrv turns it on only for 'true', in any case"]
+
+
+def test_reference_booleans_in_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"WORKER_PRELOAD": True, "SEPERATE_HEALTH_ENDPOINT": "True"}))
+    settings, warnings = load_settings({}, environ={}, cwd=tmp_path)
+    assert settings.worker_preload is True and settings.health_port is None
+    label = f"SEPERATE_HEALTH_ENDPOINT in {tmp_path / 'config.json'}"
+    assert warnings == [f"{label}: 'True' is read as false: azmlinfsrv turns it on only for exactly 'true'"]
 
 
 def test_model_dir_is_kept_verbatim(tmp_path: Path) -> None:

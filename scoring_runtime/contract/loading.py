@@ -14,7 +14,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from scoring_runtime._version import __version__
 from scoring_runtime.config import Settings
+from scoring_runtime.config_values import Listed
 from scoring_runtime.contract import rawhttp, schema
 from scoring_runtime.contract.script import HEADERS_PARAMETER, Mode, UserScript
 from scoring_runtime.errors import ScriptLoadError
@@ -25,14 +27,45 @@ if TYPE_CHECKING:
 logger = logging.getLogger("scoring_runtime.user_script")
 
 
-def export_environment(settings: Settings) -> None:
-    """Publish the settings a script reads from its environment, as the reference's launcher does."""
-    os.environ["AML_APP_ROOT"] = str(settings.app_root)
-    if settings.model_dir is not None:
-        os.environ["AZUREML_MODEL_DIR"] = settings.model_dir
+def script_environment(settings: Settings) -> dict[str, str]:
+    """What the reference's launcher puts in the environment for the script, from the settings in force.
+
+    An unset optional setting is left out, and its variable untouched, as there (a script's `os.getenv(name, default)`
+    keeps working). So is HTTP_X_MS_SERVER_VERSION when the header is off.
+    """
+    environment = {
+        "AML_APP_ROOT": str(settings.app_root),
+        "WORKER_COUNT": str(settings.worker_count),
+        "SERVER_PORT": str(settings.port),
+        # Without a health port of its own, health is answered on the server port, as the reference's default says.
+        "HEALTH_PORT": str(settings.port if settings.health_port is None else settings.health_port),
+        "AML_APP_INSIGHTS_ENABLED": "true" if settings.app_insights_enabled else "false",
+        "TRANSPORT_PROTOCOL": settings.transport_protocol,
+    }
     path = settings.entry_script_path()
-    if path is not None:
-        os.environ["AZUREML_ENTRY_SCRIPT"] = str(path)
+    optional = {
+        "AZUREML_ENTRY_SCRIPT": None if path is None else str(path),
+        "AZUREML_MODEL_DIR": settings.model_dir,
+        "AZUREML_CONFIG_FILE": settings.config_file,
+        "AML_APP_INSIGHTS_KEY": settings.app_insights_key,
+        # The value the response header carries: ours, not azmlinfsrv's (app/application.py sends the same text).
+        "HTTP_X_MS_SERVER_VERSION": f"scoring_runtime/{__version__}" if settings.server_version_header else None,
+        "AML_CORS_ORIGINS": _origins_text(settings.cors_origins),
+    }
+    return environment | {name: value for name, value in optional.items() if value is not None}
+
+
+def _origins_text(origins: tuple[str, ...]) -> str | None:
+    if not origins:
+        return None
+    # As given (`a, b` stays `a, b`), the way the reference exports its flag.
+    return origins.text if isinstance(origins, Listed) else ", ".join(origins)
+
+
+def export_environment(settings: Settings) -> None:
+    """Publish the settings a script reads from its environment, as the reference's launcher does: before the script
+    is imported, in every process that imports it (each worker, or the master that preloads it for them)."""
+    os.environ.update(script_environment(settings))
 
 
 def load_script(settings: Settings) -> UserScript:
