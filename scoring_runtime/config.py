@@ -5,6 +5,7 @@ Precedence: CLI flag > environment > config file (keys are the environment names
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -16,10 +17,24 @@ from scoring_runtime.config_values import ReadAs
 from scoring_runtime.errors import ConfigError
 from scoring_runtime.settings import ENV_NAMES, FIELDS, Settings
 
-__all__ = ["ENV_NAMES", "FIELDS", "Settings", "load_settings"]
+__all__ = ["ENV_NAMES", "FIELDS", "INVALID_INSTRUMENTATION_KEY", "Settings", "load_settings"]
 
 # The reference's check of an Application Insights key (case-insensitive).
+# Application Insights asked for and turned off for its key; start-up also says so in the reference's words.
+INVALID_INSTRUMENTATION_KEY = (
+    "AML_APP_INSIGHTS_ENABLED is read as false: AML_APP_INSIGHTS_KEY is not a valid instrumentation key"
+)
+_MISSING_INSTRUMENTATION_KEY = "AML_APP_INSIGHTS_ENABLED is read as false: AML_APP_INSIGHTS_KEY is not set"
 _INSTRUMENTATION_KEY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+# What turns the OTLP exporter on for a signal: one of the endpoint variables OpenTelemetry defines for it. The SDK
+# reads them (and the other OTEL_EXPORTER_OTLP_* variables) itself, from the process environment.
+OTLP_ENDPOINTS = {
+    "traces": ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+    "logs": ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"),
+}
+# The modules of the `telemetry` extra each exporter needs.
+AZURE_MODULES = ("opentelemetry.sdk", "azure.monitor.opentelemetry.exporter")
+OTLP_MODULES = ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
 
 
 def load_settings(
@@ -62,13 +77,49 @@ def load_settings(
 
     if "health_port" not in values and values.get("separate_health_endpoint"):
         values["health_port"] = 5000
-    if values.get("app_insights_enabled") and not _INSTRUMENTATION_KEY.fullmatch(values.get("app_insights_key") or ""):
+    key, connection_string = values.get("app_insights_key") or "", values.get("app_insights_connection_string")
+    if values.get("app_insights_enabled") and not connection_string and not _INSTRUMENTATION_KEY.fullmatch(key):
         # As the reference's launcher: off, and the script sees AML_APP_INSIGHTS_ENABLED=false.
         values["app_insights_enabled"] = False
-        problem = "is not a valid instrumentation key" if values.get("app_insights_key") else "is not set"
-        warnings.append(f"AML_APP_INSIGHTS_ENABLED is read as false: AML_APP_INSIGHTS_KEY {problem}")
+        warnings.append(INVALID_INSTRUMENTATION_KEY if values.get("app_insights_key") else _MISSING_INSTRUMENTATION_KEY)
     settings = Settings(**values)
-    return settings, warnings + _not_acted_on(settings)
+    return settings, warnings + _not_acted_on(settings) + _telemetry_unavailable(settings, env)
+
+
+def otlp_signals(environ: Mapping[str, str]) -> frozenset[str]:
+    """The signals (`traces`, `logs`) whose OTLP exporter the environment turns on."""
+    return frozenset(signal for signal, names in OTLP_ENDPOINTS.items() if any(environ.get(name) for name in names))
+
+
+def missing_module(modules: tuple[str, ...]) -> str | None:
+    """The first of `modules` that cannot be imported, found without importing it."""
+    for module in modules:
+        try:
+            if importlib.util.find_spec(module) is None:
+                return module
+        except ModuleNotFoundError:  # a parent package is missing
+            return module
+    return None
+
+
+def _telemetry_unavailable(settings: Settings, env: Mapping[str, str]) -> list[str]:
+    """One warning for each exporter asked for whose part of the `telemetry` extra is not installed."""
+    found = []
+    missing = missing_module(AZURE_MODULES) if settings.app_insights_enabled else None
+    if missing is not None:
+        reason = f"the telemetry extra is not installed (pip install 'scoring-runtime[telemetry]'): no {missing}"
+        found.append(f"AML_APP_INSIGHTS_ENABLED=true is accepted but not acted on: {reason}")
+        if not settings.app_insights_log_response:
+            found.append(f"APP_INSIGHTS_LOG_RESPONSE_ENABLED=false is accepted but not acted on: {reason}")
+    signals = otlp_signals(env)
+    missing = missing_module(OTLP_MODULES) if signals else None
+    if missing is not None:
+        named = next(name for signal in sorted(signals) for name in OTLP_ENDPOINTS[signal] if env.get(name))
+        found.append(
+            f"{named} is set but not acted on: the telemetry extra is not installed "
+            f"(pip install 'scoring-runtime[telemetry]'): no {missing}"
+        )
+    return found
 
 
 def _flag_label(name: str) -> str:

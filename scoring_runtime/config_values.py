@@ -1,11 +1,12 @@
 """Parsers of setting values: each takes what a flag, the environment or the config file gave and returns the value,
-or raises ValueError with a message that config.py prefixes with the setting's name."""
+or raises ValueError with a message that config.py prefixes with the setting's name. And `setting`, which declares
+one setting of settings.py with its parser."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 TRUE = {"true", "1", "yes", "on"}
@@ -151,3 +152,22 @@ def auth_keys(raw: object) -> tuple[str, ...]:
     if len(keys) > 2:
         raise ValueError(f"expected at most 2 keys (primary,secondary), got {len(keys)}")
     return keys
+
+
+def setting(
+    env: str,
+    parse: Callable[[object], Any],
+    default: Any,
+    doc: str,
+    cli: str | None = None,
+    secret: bool = False,
+    const: str | None = None,
+    ignored: str | None = None,
+) -> Any:
+    """`const`: the flag takes no value and sets this one. `ignored`: why a value other than the default is accepted
+    (a migrated container keeps starting) but not acted on; config.py logs it once."""
+    metadata = {"env": env, "parse": parse, "doc": doc, "cli": cli, "const": const, "ignored": ignored}
+    # Secrets stay out of repr(), so that no log line or traceback that shows the settings shows them.
+    if callable(default):
+        return field(default_factory=default, metadata=metadata, repr=not secret)
+    return field(default=default, metadata=metadata, repr=not secret)

@@ -6,175 +6,157 @@ How the sources are merged is config.py's business.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from scoring_runtime import config_values as values
-
-
-def _setting(
-    env: str,
-    parse: Callable[[object], Any],
-    default: Any,
-    doc: str,
-    cli: str | None = None,
-    secret: bool = False,
-    const: str | None = None,
-    ignored: str | None = None,
-) -> Any:
-    """`const`: the flag takes no value and sets this one. `ignored`: why a value other than the default is accepted
-    (a migrated container keeps starting) but not acted on; config.py logs it once."""
-    metadata = {"env": env, "parse": parse, "doc": doc, "cli": cli, "const": const, "ignored": ignored}
-    # Secrets stay out of repr(), so that no log line or traceback that shows the settings shows them.
-    if callable(default):
-        return field(default_factory=default, metadata=metadata, repr=not secret)
-    return field(default=default, metadata=metadata, repr=not secret)
-
-
-_NO_APP_INSIGHTS = "Application Insights is not implemented"
+from scoring_runtime.config_values import setting
 
 
 @dataclass(frozen=True)
 class Settings:
-    app_root: Path = _setting(
+    app_root: Path = setting(
         "AML_APP_ROOT",
         lambda raw: Path(values.text(raw)),
         Path.cwd,
         "Folder the entry script and its relative paths are resolved from (default: the current directory).",
     )
-    entry_script: str | None = _setting(
+    entry_script: str | None = setting(
         "AZUREML_ENTRY_SCRIPT",
         values.optional_text,
         None,
         "Path of score.py; relative paths are taken from the app root. Unset: `import main`.",
         "entry_script",
     )
-    source_dir: str | None = _setting(
+    source_dir: str | None = setting(
         "AZUREML_SOURCE_DIRECTORY", values.optional_text, None, "Folder under the app root that is put on sys.path."
     )
-    model_dir: str | None = _setting(
+    model_dir: str | None = setting(
         "AZUREML_MODEL_DIR",
         values.optional_text,
         None,
         "Model folder given to the script as AZUREML_MODEL_DIR, verbatim.",
         "model_dir",
     )
-    config_file: str | None = _setting(
+    config_file: str | None = setting(
         "AZUREML_CONFIG_FILE",
         values.optional_text,
         None,
         "JSON file of settings keyed by environment name.",
         "config_file",
     )
-    service_name: str = _setting(
-        "SERVICE_NAME", values.text, "ML service", "Service name used in the swagger document."
-    )
-    service_version: str = _setting(
+    service_name: str = setting("SERVICE_NAME", values.text, "ML service", "Service name used in the swagger document.")
+    service_version: str = setting(
         "SERVICE_VERSION", values.text, "1.0", "Service version used in the swagger document."
     )
-    service_path_prefix: str = _setting(
+    service_path_prefix: str = setting(
         "SERVICE_PATH_PREFIX",
         values.path_prefix,
         "",
         "Path prefix the routes are served under (as well as at the root) and documented with in the swagger.",
     )
-    scoring_timeout_ms: int = _setting(
+    scoring_timeout_ms: int = setting(
         "SCORING_TIMEOUT_MS",
         values.integer(0),
         3_600_000,
         "Longest run() call in milliseconds before the client gets a 500; 0 disables it.",
         "scoring_timeout_ms",
     )
-    worker_count: int = _setting(
+    worker_count: int = setting(
         "WORKER_COUNT",
         values.integer(1),
         1,
         "Worker processes; 1 serves from this process with uvicorn, more use gunicorn.",
         "worker_count",
     )
-    worker_timeout: int = _setting(
+    worker_timeout: int = setting(
         "WORKER_TIMEOUT",
         values.integer(1),
         300,
         "Seconds a run() call may take (then stopped; under gunicorn its worker is replaced), or a silent worker.",
         "worker_timeout",
     )
-    worker_preload: bool = _setting(
+    worker_preload: bool = setting(
         "WORKER_PRELOAD",
         values.any_case_true,
         False,
         "Import score.py and run init() once before forking workers, sharing the model's memory.",
     )
-    log_level: str = _setting(
+    log_level: str = setting(
         "AZUREML_LOG_LEVEL", values.log_level, "INFO", "Level of the server's and the script's logs."
     )
-    log_format: str = _setting(
+    log_format: str = setting(
         "SCORING_LOG_FORMAT",
         values.log_format,
         "text",
         "text: the reference's log lines; json: one JSON object per line, with the request id.",
         "log_format",
     )
-    cors_origins: tuple[str, ...] = _setting(
+    cors_origins: tuple[str, ...] = setting(
         "AML_CORS_ORIGINS",
         values.listed,
         (),
         "Comma-separated origins allowed by CORS.",
         "access_control_allow_origins",
     )
-    host: str = _setting("SCORING_HOST", values.text, "0.0.0.0", "Address to listen on.", "host")
-    port: int = _setting("SERVER_PORT", values.port, 5001, "Port of the scoring server.", "port")
-    health_port: int | None = _setting(
+    host: str = setting("SCORING_HOST", values.text, "0.0.0.0", "Address to listen on.", "host")
+    port: int = setting("SERVER_PORT", values.port, 5001, "Port of the scoring server.", "port")
+    health_port: int | None = setting(
         "HEALTH_PORT", values.optional_port, None, "A second port serving the same routes, for probes.", "health_port"
     )
-    separate_health_endpoint: bool = _setting(
+    separate_health_endpoint: bool = setting(
         "SEPERATE_HEALTH_ENDPOINT", values.exact_true, False, "Exactly `true`: the health port defaults to 5000."
     )
-    max_concurrency: int = _setting(
+    max_concurrency: int = setting(
         "SCORING_MAX_CONCURRENCY",
         values.integer(1),
         1,
         "run() calls allowed at once in each worker.",
         "max_concurrency",
     )
-    max_request_bytes: int = _setting(
+    max_request_bytes: int = setting(
         "SCORING_MAX_REQUEST_BYTES",
         values.integer(1),
         100 * 1024 * 1024,
         "Largest request body accepted, in bytes; larger ones get 413 before they are read.",
         "max_request_bytes",
     )
-    max_header_bytes: int = _setting(
+    max_header_bytes: int = setting(
         "SCORING_MAX_HEADER_BYTES",
         values.integer(1024),
         64 * 1024,
         "Largest request head (request line and headers), in bytes; a larger one gets 431 and the connection closes.",
         "max_header_bytes",
     )
-    header_timeout_s: int = _setting(
+    header_timeout_s: int = setting(
         "SCORING_HEADER_TIMEOUT_S",
         values.integer(0),
         60,
         "Seconds a client gets to send a request's headers before it gets 408 and the connection closes; 0: no limit.",
         "header_timeout_s",
     )
-    max_queue: int = _setting(
+    max_queue: int = setting(
         "SCORING_MAX_QUEUE",
         values.integer(0),
         100,
         "Requests each worker lets wait for a run slot; beyond that it answers 503 with Retry-After at once.",
         "max_queue",
     )
-    graceful_timeout_s: int = _setting(
+    max_abandoned_runs: int = setting(
+        "SCORING_MAX_ABANDONED_RUNS",
+        values.integer(0),
+        2,
+        "Threads of timed-out run() calls stuck in C a worker keeps serving beside; one more and it is replaced.",
+        "max_abandoned_runs",
+    )
+    graceful_timeout_s: int = setting(
         "SCORING_GRACEFUL_TIMEOUT_S",
         values.integer(0),
         30,
         "Seconds in-flight requests get to finish after SIGTERM before the process stops anyway.",
         "graceful_timeout_s",
     )
-    auth_keys: tuple[str, ...] = _setting(
+    auth_keys: tuple[str, ...] = setting(
         "SCORING_AUTH_KEYS",
         values.auth_keys,
         (),
@@ -182,14 +164,14 @@ class Settings:
         "auth_keys",
         secret=True,
     )
-    auth_key_file: str | None = _setting(
+    auth_key_file: str | None = setting(
         "SCORING_AUTH_KEY_FILE",
         values.optional_text,
         None,
         "File of API keys, one per line (primary, secondary); re-read when it changes.",
         "auth_key_file",
     )
-    jwt_secret: str | None = _setting(
+    jwt_secret: str | None = setting(
         "SCORING_JWT_SECRET",
         values.optional_text,
         None,
@@ -197,66 +179,65 @@ class Settings:
         "jwt_secret",
         secret=True,
     )
-    jwt_public_key_file: str | None = _setting(
+    jwt_public_key_file: str | None = setting(
         "SCORING_JWT_PUBLIC_KEY_FILE",
         values.optional_text,
         None,
         "PEM public key that bearer JWTs are checked with: RSA means RS256, EC P-256 means ES256.",
         "jwt_public_key_file",
     )
-    jwt_jwks_file: str | None = _setting(
+    jwt_jwks_file: str | None = setting(
         "SCORING_JWT_JWKS_FILE",
         values.optional_text,
         None,
         "JWKS file whose keys (picked by kid) bearer JWTs are checked with; re-read when it changes.",
         "jwt_jwks_file",
     )
-    jwt_audience: str | None = _setting(
+    jwt_audience: str | None = setting(
         "SCORING_JWT_AUDIENCE", values.optional_text, None, "Required `aud` of bearer JWTs.", "jwt_audience"
     )
-    jwt_issuer: str | None = _setting(
+    jwt_issuer: str | None = setting(
         "SCORING_JWT_ISSUER", values.optional_text, None, "Required `iss` of bearer JWTs.", "jwt_issuer"
     )
-    jwt_leeway_s: int = _setting(
+    jwt_leeway_s: int = setting(
         "SCORING_JWT_LEEWAY_S",
         values.integer(0, 300),
         30,
         "Clock skew, in seconds, allowed when checking a JWT's exp, nbf and iat.",
         "jwt_leeway_s",
     )
-    auth_swagger: bool = _setting(
+    auth_swagger: bool = setting(
         "SCORING_AUTH_SWAGGER",
         values.boolean,
         False,
         "Require authentication for /swagger.json too (when authentication is on).",
         "auth_swagger",
     )
-    heap_keep_mb: int = _setting(
+    heap_keep_mb: int = setting(
         "SCORING_HEAP_KEEP_MB",
         values.integer(0, 2047),
         # benchmarks/heap_policy.py: 64 saves as much CPU as 128 or 256 on 1 MB bodies at c=64, holding less.
         64,
         "Freed memory (MiB) each worker's C heap keeps for reuse while serving; 0 leaves the C library's policy.",
     )
-    metrics: bool = _setting(
+    metrics: bool = setting(
         "SCORING_METRICS", values.boolean, True, "Serve Prometheus metrics at GET /metrics.", "metrics"
     )
-    server_version_header: bool = _setting(
+    server_version_header: bool = setting(
         "SERVER_VERSION_LOG_RESPONSE_ENABLED",
         values.any_case_true,
         True,
         "Send the x-ms-server-version response header (and export its value as HTTP_X_MS_SERVER_VERSION).",
     )
-    # The reference's Application Insights, data collection, debugger and transport settings: accepted, so that a
-    # container that sets them keeps starting; not acted on. Some are exported for the script (contract/loading.py).
-    app_insights_enabled: bool = _setting(
+    # The reference's Application Insights settings, acted on with the `telemetry` extra (observability/telemetry.py).
+    app_insights_enabled: bool = setting(
         "AML_APP_INSIGHTS_ENABLED",
         values.exact_true,
         False,
-        "Exactly `true`, with a valid AML_APP_INSIGHTS_KEY: Application Insights on (not implemented).",
-        ignored=_NO_APP_INSIGHTS,
+        "Exactly `true`, with a valid AML_APP_INSIGHTS_KEY or a connection string: send telemetry to Application "
+        "Insights (needs the `telemetry` extra).",
     )
-    app_insights_key: str | None = _setting(
+    app_insights_key: str | None = setting(
         "AML_APP_INSIGHTS_KEY",
         values.optional_text,
         None,
@@ -264,22 +245,36 @@ class Settings:
         "appinsights_instrumentation_key",
         secret=True,
     )
-    app_insights_log_response: bool = _setting(
+    app_insights_connection_string: str | None = setting(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        values.optional_text,
+        None,
+        "Application Insights connection string (it names the ingestion endpoint); used instead of the key.",
+        secret=True,
+    )
+    app_insights_log_response: bool = setting(
         "APP_INSIGHTS_LOG_RESPONSE_ENABLED",
         values.pydantic_boolean,
         True,
-        "Put response bodies in Application Insights request telemetry (not implemented).",
-        ignored=_NO_APP_INSIGHTS,
+        "Put response bodies (their first 8192 characters) in the request telemetry.",
     )
-    mdc_storage_enabled: bool = _setting(
+    app_insights_offline_storage: bool = setting(
+        "SCORING_APP_INSIGHTS_OFFLINE_STORAGE",
+        values.boolean,
+        True,
+        "Keep telemetry Application Insights did not accept in a local folder and send it again later.",
+    )
+    # The reference's data collection, debugger and transport settings: accepted, so that a container that sets them
+    # keeps starting; not acted on. Some are exported for the script (contract/loading.py).
+    mdc_storage_enabled: bool = setting(
         "AML_MDC_STORAGE_ENABLED", values.pydantic_boolean, False, "Model data collection (not implemented).",
         ignored="model data collection is not implemented"
     )  # fmt: skip
-    debug_port: str | None = _setting(
+    debug_port: str | None = setting(
         "AZUREML_DEBUG_PORT", values.optional_text, None, "Debugger port to connect to (not implemented).",
         ignored="debugpy is not implemented"
     )  # fmt: skip
-    transport_protocol: str = _setting(
+    transport_protocol: str = setting(
         "TRANSPORT_PROTOCOL",
         values.text,
         "grpc",

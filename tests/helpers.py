@@ -19,6 +19,17 @@ SCRIPTS = ROOT / "tests" / "scripts"
 SAMPLES = ROOT / "sample_models"
 
 
+# For a server started with an Application Insights key: its exports go to a closed local port, never to Azure.
+NO_TELEMETRY_EXPORT = {
+    "APPLICATIONINSIGHTS_CONNECTION_STRING": (
+        "InstrumentationKey=01234567-89ab-cdef-0123-456789abcdef;IngestionEndpoint=http://127.0.0.1:9/"
+    ),
+    "SCORING_APP_INSIGHTS_OFFLINE_STORAGE": "false",
+    "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+    "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,10 +1,12 @@
 """The ASGI application (starlette): routes, the lifespan that loads score.py, scoring, request ids, CORS, swagger.
 
 What the serving layer may use is exported here, and only here: `ScoringApp` (its ASGI interface and its documented
-serving surface), `create_app`, and `preload` with its result `Preloaded`.
+serving surface), `create_app`, `preload` with its result `Preloaded`, and `script_environment` (what the script will
+see in its environment, which the start-up banner shows).
 """
 
 from scoring_runtime.app.application import ScoringApp, create_app
 from scoring_runtime.app.lifecycle import Preloaded, preload
+from scoring_runtime.contract.loading import script_environment
 
-__all__ = ["Preloaded", "ScoringApp", "create_app", "preload"]
+__all__ = ["Preloaded", "ScoringApp", "create_app", "preload", "script_environment"]

@@ -34,6 +34,7 @@ from scoring_runtime.app.responses import (
 )
 from scoring_runtime.app.scoring import ABANDON_GRACE_S, Scorer
 from scoring_runtime.app.swagger import DEFAULT_VERSION, ServiceInfo, Swaggers, build as build_swaggers
+from scoring_runtime.app.telemetry import RequestTelemetry
 from scoring_runtime.auth import Authenticator, authenticator as build_authenticator
 from scoring_runtime.azureml.forms import parse_query
 from scoring_runtime.config import Settings, load_settings
@@ -42,8 +43,9 @@ from scoring_runtime.contract.runner import RunThreads
 from scoring_runtime.contract.script import UserScript
 from scoring_runtime.errors import HTTPError, InternalError, StartupError, WorkerRestarting, WorkerTimeout
 from scoring_runtime.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics
+from scoring_runtime.observability.telemetry import Telemetry, plan as telemetry_plan
 
-logger = logging.getLogger("scoring_runtime")
+logger = logging.getLogger("azmlinfsrv")
 
 LIVE_PATHS = frozenset({"/live", "/v2/health/live"})
 READY_PATHS = frozenset({"/ready", "/v2/health/ready"})
@@ -98,13 +100,20 @@ class ScoringApp:
             logger.info("Enabling CORS for the following origins: %s", ", ".join(settings.cors_origins))
             app = Cors(app, settings.cors_origins, frozenset(route.path for route in routes))
         server_version = f"scoring_runtime/{__version__}" if settings.server_version_header else None
-        self._http = RequestContext(
+        logged_paths = frozenset(f"{prefix}{path}" for prefix in prefixes for path in ("/score", "/swagger.json"))
+        self._http: ASGIApp = RequestContext(
             app,
             server_version,
             id_checked={f"{prefix}{path}": methods for prefix in prefixes for path, methods in ID_CHECKED.items()},
-            logged_paths=frozenset(f"{prefix}{path}" for prefix in prefixes for path in ("/score", "/swagger.json")),
+            logged_paths=logged_paths,
             metrics=self._metrics,
         )
+        # Only when telemetry is asked for (and installed) does a request go through its middleware.
+        planned = telemetry_plan(settings)
+        self._telemetry = Telemetry(planned) if planned is not None else None
+        if self._telemetry is not None:
+            # The reference's request telemetry: its blueprint's routes but `/`, as the access log's.
+            self._http = RequestTelemetry(self._http, self._telemetry, logged_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -146,6 +155,10 @@ class ScoringApp:
             self._runner.stop_overdue(future, ABANDON_GRACE_S)
         return len(overdue)
 
+    def abandoned_threads(self) -> int:
+        """Threads of timed-out run() calls given up on and still running (stuck in C)."""
+        return self._runner.abandoned
+
     def sync_metrics(self) -> None:
         """Under gunicorn, write what this worker has counted to the shared metrics files now."""
         if self._metrics is not None:
@@ -155,20 +168,32 @@ class ScoringApp:
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         await receive()
+        # In this process, after any fork: the SDK's export threads do not survive one. Before init(), whose failure
+        # is exception telemetry.
+        if self._telemetry is not None:
+            self._telemetry.start()
         try:
             await self._startup()
         except StartupError:
+            self._stop_telemetry()
             await send({"type": "lifespan.startup.failed", "message": ""})
             return
         except BaseException:
             logger.exception("Start-up failed")
+            self._stop_telemetry()
             await send({"type": "lifespan.startup.failed", "message": ""})
             return
         await send({"type": "lifespan.startup.complete"})
         await receive()
         self._runner.stop()
         self.sync_metrics()
+        self._stop_telemetry()
         await send({"type": "lifespan.shutdown.complete"})
+
+    def _stop_telemetry(self) -> None:
+        """Send what telemetry is queued before the process ends (the reference sleeps 30 s after a failed init)."""
+        if self._telemetry is not None:
+            self._telemetry.stop()
 
     async def _startup(self) -> None:
         self._runner.start()

@@ -21,7 +21,7 @@ from scoring_runtime.contract.loading import (
 from scoring_runtime.contract.script import UserScript
 from scoring_runtime.errors import ScriptLoadError
 
-logger = logging.getLogger("scoring_runtime")
+logger = logging.getLogger("azmlinfsrv")
 
 
 @dataclass(frozen=True)

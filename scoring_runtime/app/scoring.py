@@ -30,7 +30,7 @@ from scoring_runtime.errors import (
 )
 from scoring_runtime.observability.metrics import Metrics
 
-logger = logging.getLogger("scoring_runtime")
+logger = logging.getLogger("azmlinfsrv")
 
 _EXEC_MS = b"x-ms-run-fn-exec-ms"
 # How long a timed-out run(), once interrupted, may take to stop before its thread is abandoned. Python code stops

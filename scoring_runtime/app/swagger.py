@@ -17,7 +17,7 @@ from typing import Any
 from scoring_runtime.contract import schema
 from scoring_runtime.errors import NotFound, StartupError
 
-logger = logging.getLogger("scoring_runtime.swagger")
+logger = logging.getLogger("azmlinfsrv.swagger")
 
 DEFAULT_VERSION = "2"
 # Each served document answers to its version and that version's aliases.

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     # pyjwt and cryptography take about 0.1 s to import: tokens.py is loaded only when tokens are configured.
     from scoring_runtime.auth.tokens import TokenVerifier
 
-logger = logging.getLogger("scoring_runtime")
+logger = logging.getLogger("azmlinfsrv")
 
 # Any of these set means tokens are meant to be checked (or the configuration is wrong, which tokens.py reports).
 _TOKEN_SETTINGS = ("jwt_secret", "jwt_public_key_file", "jwt_jwks_file", "jwt_audience", "jwt_issuer")

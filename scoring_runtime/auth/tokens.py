@@ -24,7 +24,7 @@ from scoring_runtime.errors import ConfigError
 if TYPE_CHECKING:
     from jwt.types import Options
 
-logger = logging.getLogger("scoring_runtime")
+logger = logging.getLogger("azmlinfsrv")
 
 # pyjwt warns, on every request, about keys shorter than these (RFC 7518 §3.2, NIST SP 800-131A): refused up front.
 MIN_HMAC_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}

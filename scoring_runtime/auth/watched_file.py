@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 
 from scoring_runtime.errors import ConfigError
 
-logger = logging.getLogger("scoring_runtime")
+logger = logging.getLogger("azmlinfsrv")
 
 T = TypeVar("T")
 # How often, at most, the file is looked at again: one stat() a second costs nothing, and rotation is seen at once.

@@ -20,7 +20,7 @@ from scoring_runtime.errors import StreamAborted
 
 __all__ = ["AMLResponse"]
 
-logger = logging.getLogger("scoring_runtime")
+logger = logging.getLogger("azmlinfsrv")
 
 _JSON = "application/json"
 _HTML = "text/html"

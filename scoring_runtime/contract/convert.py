@@ -26,7 +26,7 @@ from inference_schema.parameter_types.standard_py_parameter_type import Standard
 
 from scoring_runtime.contract import convert_pandas
 
-logger = logging.getLogger("scoring_runtime.convert")
+logger = logging.getLogger("azmlinfsrv.convert")
 
 Converter = Callable[[Any], Any]
 

@@ -6,18 +6,34 @@ The reference raises `TimeoutError` in `run()` from a SIGALRM handler, which wor
 stops Python code (a loop, a `time.sleep` in slices), but not a call blocked in C, which only sees it on return.
 `RunTimedOut` derives from BaseException so that a script's `except Exception` does not swallow it; its `finally`
 blocks and context managers still run.
+
+Two properties of CPython shape the use (read in its ceval.c and pystate.c):
+- Before 3.13 the "an async exception is pending" signal is the interpreter's, not the thread's: every thread takes
+  the slow path of its eval-breaker checks until the target thread consumes its exception, and only consuming one
+  clears it (setting a NULL exception signals again). So an exception is never withdrawn: one that was not used is
+  consumed where it cannot hurt (`absorb`), and after giving up on a thread stuck in C the signal is cleared by
+  consuming a throwaway one in the calling thread (`clear_signal`); the stuck thread still gets its own whenever it
+  next handles pending work.
+- On 3.11, a thread with a tracer or profiler (coverage, a debugger, cProfile) spins at the next function entry for as
+  long as that signal is up, so a pending exception in a thread stuck in C freezes every traced thread, the event
+  loop included. Where that can happen, calls are not interrupted; their threads are abandoned after the grace time.
 """
 
 from __future__ import annotations
 
 import ctypes
-import logging
+import sys
+import threading
 
-logger = logging.getLogger("scoring_runtime")
+_TRACE_SPINS = sys.version_info < (3, 12)
 
 
 class RunTimedOut(BaseException):
     """Raised inside a run() that has outlived SCORING_TIMEOUT_MS; its client has had its 500 already."""
+
+
+class _Throwaway(BaseException):
+    """Raised in the calling thread only to consume the interpreter's pending-exception signal."""
 
 
 def _set_async_exc() -> object | None:
@@ -31,7 +47,15 @@ def _set_async_exc() -> object | None:
 
 
 _SET_ASYNC_EXC = _set_async_exc()
-CAN_INTERRUPT = _SET_ASYNC_EXC is not None
+
+
+def unavailable() -> str | None:
+    """Why run() calls cannot be interrupted here and now, or None when they can."""
+    if _SET_ASYNC_EXC is None:
+        return "this interpreter has no PyThreadState_SetAsyncExc"
+    if _TRACE_SPINS and (sys.gettrace() or sys.getprofile() or threading.gettrace() or threading.getprofile()):
+        return "a tracer or profiler is active (coverage, a debugger), which CPython 3.11 would freeze"
+    return None
 
 
 def raise_in_thread(ident: int) -> bool:
@@ -41,7 +65,27 @@ def raise_in_thread(ident: int) -> bool:
     return bool(_SET_ASYNC_EXC(ident, RunTimedOut) == 1)  # type: ignore[operator]
 
 
-def withdraw(ident: int) -> None:
-    """Cancel an exception `raise_in_thread` asked for that has not landed yet (a NULL exception clears it)."""
-    if _SET_ASYNC_EXC is not None:
-        _SET_ASYNC_EXC(ident, ctypes.py_object())  # type: ignore[operator]
+def absorb() -> None:
+    """In a thread that may have a RunTimedOut pending which no call needs any more: let it land here, harmlessly.
+
+    It lands at the loop's backward jump; its consumption also clears the interpreter's signal. One that lands before
+    the `try`, at this function's entry, reaches the caller, which must be ready for it (see RunThreads._work).
+    """
+    try:
+        for _ in range(2):
+            pass
+    except RunTimedOut:
+        pass
+
+
+def clear_signal() -> None:
+    """Consume a throwaway async exception in this thread, which clears the interpreter-wide pending signal that a
+    RunTimedOut waiting in a thread stuck in C would otherwise keep up (see the module's docstring)."""
+    if _SET_ASYNC_EXC is None or sys.version_info >= (3, 13):  # 3.13 signals the target thread alone
+        return
+    try:
+        _SET_ASYNC_EXC(threading.get_ident(), _Throwaway)  # type: ignore[operator]
+        for _ in range(2):
+            pass
+    except _Throwaway:
+        pass

@@ -24,7 +24,7 @@ from scoring_runtime.errors import ScriptLoadError
 if TYPE_CHECKING:
     from scoring_runtime.contract import convert
 
-logger = logging.getLogger("scoring_runtime.user_script")
+logger = logging.getLogger("azmlinfsrv.user_script")
 
 
 def script_environment(settings: Settings) -> dict[str, str]:

@@ -22,7 +22,7 @@ import orjson
 
 from scoring_runtime.errors import BadRequest, InternalError, UnsupportedMediaType
 
-logger = logging.getLogger("scoring_runtime")
+logger = logging.getLogger("azmlinfsrv")
 
 JSON_TYPE = "application/json"
 OCTET_STREAM = "application/octet-stream"

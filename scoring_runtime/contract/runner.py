@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from scoring_runtime.contract.interrupts import RunTimedOut, raise_in_thread, withdraw
+from scoring_runtime.contract import interrupts
+from scoring_runtime.contract.interrupts import RunTimedOut
 
-logger = logging.getLogger("scoring_runtime")
+logger = logging.getLogger("azmlinfsrv")
 
 T = TypeVar("T")
 
@@ -86,6 +87,7 @@ class RunThreads:
         # Told the number of abandoned threads still running whenever it changes, and whether a thread was just
         # abandoned (else one has returned); on the event loop or a run thread.
         self.on_abandoned: Callable[[int, bool], None] | None = None
+        self._warned = False
 
     def start(self) -> None:
         if self._threads:
@@ -139,11 +141,18 @@ class RunThreads:
             index = self._slot_of(future)
             if index is None:
                 return False
-            if not self._interrupted[index]:
-                self._interrupted[index] = True
-                if not raise_in_thread(self._idents[index]):
-                    logger.warning("run() cannot be interrupted on this interpreter; its thread will be abandoned")
-            return True
+            if self._interrupted[index]:
+                return True
+            why_not = interrupts.unavailable()
+            if why_not is None:
+                self._interrupted[index] = interrupts.raise_in_thread(self._idents[index])
+                return True
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "run() calls past their timeout are not interrupted (%s): their threads are abandoned", why_not
+            )
+        return True
 
     def abandon(self, future: asyncio.Future[Any]) -> bool:
         """On the event loop: if the job of `future` is still running, give its slot a new thread and leave the old
@@ -156,18 +165,20 @@ class RunThreads:
             started = self._running[index]
             self._generations[index] += 1
             self._running[index] = None
-            self._interrupted[index] = False
+            interrupted, self._interrupted[index] = self._interrupted[index], False
             self.abandoned += 1
             self.abandoned_total += 1
             alive = self.abandoned
         self.outstanding -= 1
         if self.on_abandoned is not None:
             self.on_abandoned(alive, True)
+        if interrupted:  # it waits in a thread stuck in C: do not let it keep every thread on the slow path
+            interrupts.clear_signal()
         if self._threads:
             self._threads[index] = self._start_thread(index)
         elapsed = time.monotonic() - started[0] if started is not None else 0.0
         logger.error(
-            "run() is still running %.1f s after it started, past its timeout, and did not stop when interrupted: "
+            "run() is still running %.1f s after it started, past its timeout: "
             "its thread is abandoned and a new one takes its slot (%d abandoned thread(s) still running)",
             elapsed,
             alive,
@@ -212,7 +223,7 @@ class RunThreads:
             try:
                 settle, value = self._call(index, generation, context, fn, args, future)
             except RunTimedOut as late:  # it landed in _call's own lines, after the user's call had returned
-                self._finish(index, generation, ident)
+                self._finish(index, generation)
                 settle, value = _set_exception, late
             if self._generations[index] != generation:
                 self._abandoned_thread_ends()
@@ -236,18 +247,20 @@ class RunThreads:
         except BaseException as exc:  # handed to the awaiting coroutine, which decides
             return _set_exception, exc
         finally:
-            self._finish(index, generation, threading.get_ident())
+            self._finish(index, generation)
 
-    def _finish(self, index: int, generation: int, ident: int) -> None:
-        """The job of this thread is over: no interrupt may reach it from now on, nor land in our own code."""
+    def _finish(self, index: int, generation: int) -> None:
+        """The job of this thread is over: no interrupt may reach it from now on, nor land in our own code later."""
         with self._lock:
             if self._generations[index] == generation:
                 self._running[index] = None
                 interrupted, self._interrupted[index] = self._interrupted[index], False
             else:
-                interrupted = True  # abandoned, so it had been interrupted
-            if interrupted:
-                withdraw(ident)
+                interrupted = True  # abandoned, so it may have been interrupted
+        if interrupted:
+            # One that has not landed yet (the call returned first) lands now; one landing at this call's entry
+            # reaches _call's caller, which absorbs it in turn.
+            interrupts.absorb()
 
     def _abandoned_thread_ends(self) -> None:
         with self._lock:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     # convert imports numpy and pandas (about 30 MiB and 0.3 s): loaded only for typed scripts, which need them anyway.
     from scoring_runtime.contract import convert
 
-logger = logging.getLogger("scoring_runtime.user_script")
+logger = logging.getLogger("azmlinfsrv.user_script")
 
 HEADERS_PARAMETER = "request_headers"
 

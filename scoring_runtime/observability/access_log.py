@@ -2,7 +2,7 @@
 
 Going through `logging` costs a LogRecord, a caller lookup, time formatting and three levels of handler calls for
 every request; on a trivial run() that was a quarter of the server's CPU. With the default configuration (records
-of `scoring_runtime.access` reach only our own stdout handler, in the text format, with nothing filtering them) the
+of `azmlinfsrv` reach only our own stdout handler, in the text format, with nothing filtering them) the
 line is formatted here, byte for byte what the handler would write: the lines of one event loop pass together, under
 one acquisition of the handler's lock. Any other set-up (JSON lines, a logging.json, a handler the script added) gets
 the record through `logging`.
@@ -55,7 +55,7 @@ class AccessLog:
         handler, self._handler = self._handler, None
         if handler is None or not pending:
             return
-        prefix = f" I [{_pid}] scoring_runtime.access - "
+        prefix = f" I [{_pid}] azmlinfsrv - "
         lines = []
         for now, method, target, status, elapsed_ms, size, aborted in pending:
             second = int(now)

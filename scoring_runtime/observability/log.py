@@ -18,9 +18,11 @@ from scoring_runtime.errors import StreamAborted
 
 LINE_FORMAT = "%(asctime)s %(levelname).1s [%(process)d] %(name)s - %(message)s"
 
-logger = logging.getLogger("scoring_runtime")
-access_logger = logging.getLogger("scoring_runtime.access")
-print_logger = logging.getLogger("scoring_runtime.print")
+# The reference's logger names: operators' queries, alerts and logging.json files name them.
+logger = logging.getLogger("azmlinfsrv")
+# The reference logs its per-request line on `azmlinfsrv` itself, not on a child.
+access_logger = logger
+print_logger = logging.getLogger("azmlinfsrv.print")
 
 _original_print = builtins.print
 
@@ -114,7 +116,7 @@ def _apply_override(path: Path) -> None:
 
 
 def install_print_hook() -> None:
-    """Route print() to stdout, or with no file, to the `scoring_runtime.print` logger, one record per call."""
+    """Route print() to stdout, or with no file, to the `azmlinfsrv.print` logger, one record per call."""
     builtins.print = _logging_print
 
 

@@ -26,7 +26,7 @@ import struct
 from collections.abc import Callable, Sized
 from typing import Protocol, runtime_checkable
 
-logger = logging.getLogger("scoring_runtime")
+logger = logging.getLogger("azmlinfsrv")
 
 # Live workers at once, replacements being started included; beyond that a worker accepts without balancing.
 SLOTS = 256

@@ -21,7 +21,7 @@ import ctypes
 import gc
 import logging
 
-logger = logging.getLogger("scoring_runtime")
+logger = logging.getLogger("azmlinfsrv")
 
 # Long enough that the pauses of a client sending in bursts are not taken for quiet: memory given back is faulted
 # in again by the next burst, while holding it a little longer costs nothing the peak did not already take.

@@ -20,8 +20,9 @@ from scoring_runtime.serving.accept import BalancedAcceptor, Shares
 from scoring_runtime.serving.http import protocol_class
 from scoring_runtime.serving.http.compat import internals_fit
 from scoring_runtime.serving.process import IdleTrim, keep_freed_memory, settle_garbage_collector
+from scoring_runtime.serving.replace import Watchdog, execute_again, inherited_sockets, keep_sockets
 
-logger = logging.getLogger("scoring_runtime")
+logger = logging.getLogger("azmlinfsrv")
 
 
 def binds(settings: Settings) -> list[tuple[str, int]]:
@@ -38,6 +39,8 @@ class Drains(Protocol):
     def begin_draining(self) -> bool: ...
 
     def stop_stuck_runs(self, limit_s: int) -> int: ...
+
+    def abandoned_threads(self) -> int: ...
 
 
 class DrainingServer(uvicorn.Server):
@@ -59,11 +62,19 @@ class DrainingServer(uvicorn.Server):
         shares: Shares | None = None,
         slot: int | None = None,
         stuck_after_s: int | None = None,
+        abandoned_limit: int | None = None,
     ) -> None:
         super().__init__(config=config)
         self._app = app
-        # One worker: run() calls past WORKER_TIMEOUT are stopped here, since no arbiter replaces this process.
+        # One worker, with no arbiter to replace this process: run() calls past WORKER_TIMEOUT are stopped here, the
+        # process replaces itself when more than `abandoned_limit` abandoned threads are stuck, and a watchdog
+        # exits it if the event loop stops for WORKER_TIMEOUT (see replace.py).
         self._stuck_after_s = stuck_after_s
+        self._abandoned_limit = abandoned_limit
+        self._watchdog = Watchdog(stuck_after_s) if stuck_after_s else None
+        self._listening: list[socket.socket] = []
+        # Set when this process is to be replaced: the duplicates of its listening sockets for its successor.
+        self.successor_fds: list[int] | None = None
         self._heap_keep_mb = heap_keep_mb
         self._shares = shares
         self._slot = slot
@@ -72,6 +83,7 @@ class DrainingServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         if sockets is None:
             sockets = [self.config.bind_socket()]
+        self._listening = sockets
         for sock in sockets:
             # uvicorn's bind_socket leaves listening to create_server; a socket gunicorn hands over already listens.
             if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
@@ -117,7 +129,28 @@ class DrainingServer(uvicorn.Server):
                 self._idle_trim.tick(self.server_state.total_requests, time.monotonic())
             if self._stuck_after_s and self.started:
                 self._stop_stuck_runs(self._stuck_after_s)
+            if self._watchdog is not None and self.started and not self.should_exit:
+                self._watchdog.beat()
+            if self._abandoned_limit is not None and self.started and not self.should_exit:
+                self._replace_if_too_many_abandoned(self._abandoned_limit)
         return await super().on_tick(counter)
+
+    def _replace_if_too_many_abandoned(self, limit: int) -> None:
+        stuck = self._app.abandoned_threads()
+        if stuck > limit:
+            logger.error(
+                "%d abandoned run() thread(s) still running, more than SCORING_MAX_ABANDONED_RUNS (%d): "
+                "replacing this process",
+                stuck,
+                limit,
+            )
+            self.successor_fds = keep_sockets(self._listening)
+            self.drain()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._watchdog is not None:
+            self._watchdog.stop()  # a long drain is not a frozen loop
+        await super().shutdown(sockets=sockets)
 
     def _stop_stuck_runs(self, limit_s: int) -> None:
         stuck = self._app.stop_stuck_runs(limit_s)
@@ -157,8 +190,14 @@ def run_uvicorn(settings: Settings, auth: Authenticator) -> int:
         )
         for host, port in binds(settings)
     ]
-    server = DrainingServer(configs[0], app, settings.heap_keep_mb, stuck_after_s=settings.worker_timeout)
-    sockets = [config.bind_socket() for config in configs]
+    server = DrainingServer(
+        configs[0],
+        app,
+        settings.heap_keep_mb,
+        stuck_after_s=settings.worker_timeout,
+        abandoned_limit=settings.max_abandoned_runs,
+    )
+    sockets = inherited_sockets(len(configs)) or [config.bind_socket() for config in configs]
     # Once drained, uvicorn raises the signal that stopped it again, under the handler that was there before it
     # started. A SIGTERM that drained cleanly is a clean exit (status 0), as orchestrators expect.
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
@@ -166,4 +205,6 @@ def run_uvicorn(settings: Settings, auth: Authenticator) -> int:
         server.run(sockets=sockets)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if server.successor_fds is not None:
+        execute_again(server.successor_fds)
     return 0 if server.started else STARTUP_FAILURE_EXIT

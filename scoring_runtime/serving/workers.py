@@ -29,7 +29,7 @@ from scoring_runtime.serving.http.compat import internals_fit
 from scoring_runtime.serving.process import settle_garbage_collector
 from scoring_runtime.serving.server import DrainingServer, binds
 
-logger = logging.getLogger("scoring_runtime")
+logger = logging.getLogger("azmlinfsrv")
 
 # The uvicorn-worker releases whose private _serve ScoringWorker replaces (a copy of its body, with our server).
 TESTED_UVICORN_WORKER = ("0.4",)
@@ -171,6 +171,17 @@ class ScoringWorker(UvicornWorker):  # type: ignore[misc]
         server.publish_connections()
         app.sync_metrics()  # run() calls that ended after their request was answered (timed out) are counted
         if app.is_draining:
+            return
+        limit = app.settings.max_abandoned_runs
+        if app.abandoned_threads() > limit:
+            logger.error(
+                "%d abandoned run() thread(s) still running, more than SCORING_MAX_ABANDONED_RUNS (%d): "
+                "replacing worker %d",
+                app.abandoned_threads(),
+                limit,
+                os.getpid(),
+            )
+            server.drain()
             return
         stuck = app.release_stuck_runs(self.cfg.timeout)
         if stuck:

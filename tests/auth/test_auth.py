@@ -497,7 +497,7 @@ def test_jwks_keeps_only_usable_signing_keys(keys: Keys, caplog: pytest.LogCaptu
             secret,
         ]
     }
-    with caplog.at_level(logging.WARNING, "scoring_runtime"):
+    with caplog.at_level(logging.WARNING, "azmlinfsrv"):
         parsed = parse_jwks(json.dumps(document).encode())
     assert list(parsed) == ["k"] and parsed["k"].algorithms == ["RS256"]
     assert len(caplog.records) == 7
@@ -511,7 +511,7 @@ def test_watched_file_keeps_the_last_good_content(
     path = tmp_path / "keys.txt"
     path.write_text("first-key\n")
     watched = watched_file.WatchedFile(str(path), parse_key_file, "SCORING_AUTH_KEY_FILE")
-    with caplog.at_level(logging.INFO, "scoring_runtime"):
+    with caplog.at_level(logging.INFO, "azmlinfsrv"):
         path.write_text("")
         assert [watched.current() for _ in range(3)] == [(b"first-key",)] * 3
         path.unlink()

@@ -48,14 +48,12 @@ def test_direct_access_lines_are_what_logging_would_write(stdout: io.StringIO, m
     monkeypatch.setattr(time, "time", lambda: 1_790_000_000.25)
     _write(AccessLog(), "POST", "/score?x=1", 200, 1.5, "15", False)
     _write(AccessLog(), "GET", "/score", 500, 0.25, "N/A", True)
-    record = logging.LogRecord(
-        "scoring_runtime.access", logging.INFO, __file__, 1, "POST /score?x=1 200 1.500ms 15", (), None
-    )
+    record = logging.LogRecord("azmlinfsrv", logging.INFO, __file__, 1, "POST /score?x=1 200 1.500ms 15", (), None)
     record.created, record.msecs = 1_790_000_000.25, 250.0
     expected = log.line_handler().format(record)  # type: ignore[union-attr]
     first, second = stdout.getvalue().splitlines()
     assert first == expected
-    assert second.endswith(" I [%d] scoring_runtime.access - GET /score 500 0.250ms N/A aborted" % os.getpid())
+    assert second.endswith(" I [%d] azmlinfsrv - GET /score 500 0.250ms N/A aborted" % os.getpid())
 
 
 def test_a_handler_the_script_adds_gets_the_access_lines(stdout: io.StringIO) -> None:
@@ -69,4 +67,4 @@ def test_a_handler_the_script_adds_gets_the_access_lines(stdout: io.StringIO) ->
     _write(AccessLog(), "POST", "/score", 200, 1.0, "2", False)
     assert [record.getMessage() for record in seen] == ["POST /score 200 1.000ms 2"]
     assert (seen[0].method, seen[0].status, seen[0].size) == ("POST", 200, 2)  # type: ignore[attr-defined]
-    assert stdout.getvalue().endswith("scoring_runtime.access - POST /score 200 1.000ms 2\n")
+    assert stdout.getvalue().endswith(" azmlinfsrv - POST /score 200 1.000ms 2\n")

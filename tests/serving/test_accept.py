@@ -262,6 +262,9 @@ class _App:
     def stop_stuck_runs(self, limit_s: int) -> int:
         return 0
 
+    def abandoned_threads(self) -> int:
+        return 0
+
 
 def test_one_worker_accepts_a_burst_in_one_pass_of_the_loop() -> None:
     # uvloop's own server accepts one connection per pass of the event loop; under load a pass lasts milliseconds,

@@ -24,7 +24,7 @@ PROBES |= {"/ready": {"ready": True}, "/v2/health/ready": {"ready": True}}
 
 def _sleeping(server: Server, seconds: str) -> set[str]:
     """The pids of the workers whose run() has printed that it started sleeping `seconds`."""
-    return set(re.findall(rf"\[(\d+)\] scoring_runtime.print - sleeping {seconds}s in run\(\)", server.log()))
+    return set(re.findall(rf"\[(\d+)\] azmlinfsrv.print - sleeping {seconds}s in run\(\)", server.log()))
 
 
 @pytest.mark.slow

@@ -175,6 +175,8 @@ def test_a_timed_out_run_frees_its_slot(serve: ServerFactory, workers: int, how:
         assert hung.result().json() == {"message": "Scoring timeout after 300 ms"}
     assert [answer.status_code for answer in answers] == [200, 200, 200]
     assert elapsed < 1.5  # not the 3 s the stuck call takes (the grace before abandoning is 0.1 s)
+    # Where a tracer is active on CPython 3.11 (coverage measuring the server), calls are abandoned, not interrupted.
+    stopped = stopped and "are not interrupted" not in server.log()
     if stopped:
         # The exception landed in the Python loop: its finally ran at once, and no thread was given up.
         server.wait_for_log(f"{how} ended after 0.")
@@ -246,7 +248,7 @@ def test_config_precedence_in_a_real_server(serve: ServerFactory, tmp_path: Path
     script = str(SCRIPTS / "env_report.py")
     from_file = serve(None, "--entry-script", script, cwd=tmp_path)
     assert from_file.post("/score", content="").json()["env"]["AZUREML_MODEL_DIR"] == "/from/file"
-    assert "Config file: " + str(tmp_path / "config.json") in from_file.log()
+    assert "Config File: " + str(tmp_path / "config.json") in from_file.log()
     from_env = serve(None, "--entry-script", script, cwd=tmp_path, env={"AZUREML_MODEL_DIR": "/from/env"})
     assert from_env.post("/score", content="").json()["env"]["AZUREML_MODEL_DIR"] == "/from/env"
     from_cli = serve(
@@ -267,11 +269,11 @@ def test_logging(serve: ServerFactory, workers: int) -> None:
     def line(level: str, name: str, message: str) -> str:
         return r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} " + rf"{level} \[\d+\] {re.escape(name)} - {message}"
 
-    assert re.search(line(level="I", name="scoring_runtime.print", message="Initializing"), log)
-    assert re.search(line(level="I", name="scoring_runtime.print", message="scoring x"), log)
+    assert re.search(line(level="I", name="azmlinfsrv.print", message="Initializing"), log)
+    assert re.search(line(level="I", name="azmlinfsrv.print", message="scoring x"), log)
     assert re.search(line(level="I", name="user.model", message="user logging from init"), log)
     assert re.search(line(level="W", name="user.model", message="user warning line"), log)
-    access = line(level="I", name="scoring_runtime.access", message=r"POST /score 200 \d+\.\d{3}ms 4")
+    access = line(level="I", name="azmlinfsrv", message=r"POST /score 200 \d+\.\d{3}ms 4")
     assert len(re.findall(access, log)) == 1
     assert "GET / " not in log and "user debug line" not in log
     assert "to stderr" in log  # print(file=sys.stderr) goes to stderr untouched
@@ -283,7 +285,7 @@ def test_log_level_takes_effect(serve: ServerFactory, workers: int) -> None:
     time.sleep(0.3)
     log = server.log()
     assert "user warning line" in log
-    assert "scoring_runtime.access" not in log and "user logging from init" not in log
+    assert "azmlinfsrv - POST" not in log and "user logging from init" not in log
     assert " I [" not in log  # no INFO line from us, uvicorn or gunicorn
     debug = serve("logs.py", env={"AZUREML_LOG_LEVEL": "DEBUG"})
     debug.post("/score", content="x")
@@ -383,3 +385,49 @@ def test_worker_timeout_with_one_worker_stops_the_stuck_run(serve: ServerFactory
     assert after.status_code == 200 and after.json()["pid"] == server.process.pid
     assert "1 run() call(s) still running after WORKER_TIMEOUT (1 s): stopped" in server.log()
     server.wait_for_log("a new one takes its slot (1 abandoned thread(s) still running)")
+
+
+def test_too_many_abandoned_threads_replace_the_single_process_in_place(serve: ServerFactory) -> None:
+    """One worker: past SCORING_MAX_ABANDONED_RUNS stuck threads, the process drains and executes itself again, with
+    the same process id and the same listening socket, so that nothing is refused meanwhile."""
+    server = serve("hangs.py", env={"SCORING_TIMEOUT_MS": "300", "SCORING_MAX_ABANDONED_RUNS": "0"})
+    pid = server.post("/score", content="now").json()["pid"]
+    assert server.post("/score", content="cblock 30").status_code == 500
+    server.wait_for_log("more than SCORING_MAX_ABANDONED_RUNS (0): replacing this process")
+    answers = []
+    for _ in range(20):  # during the drain, the new start and after: each waits in the kept socket's backlog
+        answers.append(server.post("/score", content="now"))
+        time.sleep(0.1)
+    assert [answer.status_code for answer in answers] == [200] * 20
+    assert answers[-1].json()["pid"] == pid
+    server.wait_for_log("Users's init has completed successfully")
+    assert server.log().count("Users's init has completed successfully") == 2
+    assert "scoring_abandoned_threads 0.0" in server.get("/metrics").text  # the stuck thread went with the old image
+
+
+def test_too_many_abandoned_threads_replace_a_gunicorn_worker(serve: ServerFactory) -> None:
+    server = serve("hangs.py", workers=2, env={"SCORING_TIMEOUT_MS": "300", "SCORING_MAX_ABANDONED_RUNS": "0"})
+    before = {server.post("/score", content="now").json()["pid"] for _ in range(20)}
+    assert server.post("/score", content="cblock 30").status_code == 500
+    server.wait_for_log("more than SCORING_MAX_ABANDONED_RUNS (0): replacing worker")
+    deadline = time.monotonic() + 30
+    seen: set[int] = set()
+    while time.monotonic() < deadline and not seen - before:
+        answer = server.post("/score", content="now")
+        assert answer.status_code == 200
+        seen.add(answer.json()["pid"])
+    assert seen - before, "a new worker answers"
+
+
+def test_a_single_process_whose_event_loop_stops_exits_with_the_tracebacks(serve: ServerFactory) -> None:
+    """A run() that holds the GIL in C stops the event loop: no Python code can act, but the watchdog thread, which
+    needs no GIL, dumps the tracebacks and exits the process after WORKER_TIMEOUT, for the orchestrator to restart."""
+    server = serve("gil_hog.py", env={"WORKER_TIMEOUT": "2"})
+    with ThreadPoolExecutor(1) as pool:
+        hogged = pool.submit(server.post, "/score", content="hog")
+        assert server.wait_exit(20) != 0
+        with pytest.raises(httpx.HTTPError):
+            hogged.result()
+    log = server.log()
+    assert "Timeout (0:00:03)!" in log  # WORKER_TIMEOUT, and the second between two beats
+    assert "gil_hog.py" in log  # where the run() was stuck

@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Iterable
 
-logger = logging.getLogger("scoring_runtime")
+logger = logging.getLogger("azmlinfsrv")
 
 # Bytes of a request line beyond the method and target: " HTTP/1.1\r\n"; of a header line beyond name and value:
 # ": " and "\r\n"; and the blank line that ends the head.

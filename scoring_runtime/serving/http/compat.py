@@ -18,7 +18,7 @@ from typing import Any
 
 import uvicorn
 
-logger = logging.getLogger("scoring_runtime")
+logger = logging.getLogger("azmlinfsrv")
 
 # The minor releases the test suite ran on (make test: the declared floor and the newest), as pyproject.toml pins.
 TESTED_MINORS = ("0.54", "0.55")
