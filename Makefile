@@ -14,7 +14,7 @@ PYTEST_ARGS ?= -n 2
 
 .PRECIOUS: .venv-%/.installed
 
-.PHONY: run test test-main test-quick test-floor test-pythons lint typecheck install install-dev bench clean
+.PHONY: run test test-main test-quick test-floor test-pythons lint typecheck install install-dev reference bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +48,13 @@ typecheck: install-dev
 # Everything CI runs: lint, types, the suite with coverage, then at the dependency floors and on the other Pythons.
 test: lint typecheck test-main test-floor test-pythons
 
+# The reference server (azmlinfsrv 1.5.1) in a venv of its own, as the benchmark uses it: tests compare our start-up
+# lines and the script's environment with what it produces.
+reference: $(VENV)/.installed-dev
+	cd benchmarks && ../$(BIN)/python -c 'from bench_servers import ensure_reference_venv; ensure_reference_venv()'
+
 # The suite on $(PYTHON) at the newest releases, with branch coverage of every process it starts (gated).
-test-main: install-dev
+test-main: install-dev reference
 	rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q
