@@ -102,14 +102,17 @@ def test_counts_match_the_traffic_sent(serve: ServerFactory, workers: int) -> No
     assert rejected >= 1 and all(response.status_code in (200, 503) for response in burst)
     fast_runs = sent["/score", "2xx"]
 
-    # The timed-out run() (a sleep, which no exception interrupts) had its thread abandoned; when it returns, the
-    # interrupt lands in it, so it never returned a result to measure.
+    # The timed-out run() (a sleep, which no exception interrupts) had its thread abandoned. When it returns, the
+    # interrupt lands in it, so it never returns a result to measure; where calls are not interrupted (a tracer on
+    # CPython 3.11: coverage measuring the server), it returns normally and is measured then.
+    measured = 1 if "are not interrupted" in server.log() else 0
     scrapes = 0
     deadline = time.monotonic() + 15
     while True:
         page = scrape(server)
         scrapes += 1
-        if page.value("scoring_abandoned_runs_total") == 1 and page.value("scoring_abandoned_threads") == 0:
+        abandoned = (page.value("scoring_abandoned_runs_total"), page.value("scoring_abandoned_threads"))
+        if abandoned == (1, 0) and page.value("scoring_run_duration_seconds_count") == fast_runs + measured:
             break
         if time.monotonic() > deadline:
             break
@@ -117,11 +120,11 @@ def test_counts_match_the_traffic_sent(serve: ServerFactory, workers: int) -> No
     sent["/metrics", "2xx"] += scrapes - 1  # a scrape is counted once it is answered, after its page was made
 
     assert (page.value("scoring_abandoned_runs_total"), page.value("scoring_abandoned_threads")) == (1, 0)
-    assert page.value("scoring_run_duration_seconds_count") == fast_runs
+    assert page.value("scoring_run_duration_seconds_count") == fast_runs + measured
     assert page.value("scoring_run_duration_seconds_bucket", le="1.0") == fast_runs
     assert page.value("scoring_run_duration_seconds_bucket", le="2.5") == fast_runs
-    assert page.value("scoring_run_duration_seconds_bucket", le="5.0") == fast_runs
-    assert page.value("scoring_run_duration_seconds_sum") < fast_runs * 1.0
+    assert page.value("scoring_run_duration_seconds_bucket", le="5.0") == fast_runs + measured
+    assert 2.6 * measured <= page.value("scoring_run_duration_seconds_sum") < 2.6 * measured + fast_runs * 1.0
     assert page.value("scoring_queue_rejections_total") == rejected
     assert page.value("scoring_timeouts_total") == 1
     assert page.value("scoring_run_failures_total") == 1
