@@ -168,6 +168,8 @@ class ScoringApp:
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         await receive()
+        # The reference's line, in every worker and whether telemetry is on or not: log queries look for it.
+        logger.info("Starting up app insights client")
         # In this process, after any fork: the SDK's export threads do not survive one. Before init(), whose failure
         # is exception telemetry.
         if self._telemetry is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import contextvars
+import importlib.util
 import json
 import logging
 import logging.config
@@ -44,6 +45,29 @@ def line_handler() -> logging.StreamHandler[Any] | None:
 
 class UTCFormatter(logging.Formatter):
     converter = staticmethod(time.gmtime)
+
+
+class ReferenceFormatter(UTCFormatter):
+    """azmlinfsrv's `log_config.AMLLogFormatter`: its line format by default, in UTC. Named by logging.json files
+    written for the reference."""
+
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None, style: Any = "%") -> None:
+        super().__init__(fmt=fmt or LINE_FORMAT, datefmt=datefmt, style=style)
+
+
+class RootAccessFilter(logging.Filter):
+    """azmlinfsrv's `log_config.RootAccessFilter`: drops access records of the liveness probe."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "GET / HTTP/1.1" not in record.getMessage()
+
+
+# The reference's logging classes that a logging.json written for it names, and ours that stand in for them when the
+# reference is not installed (dictConfig would otherwise fail to import them, and the server not start).
+_REFERENCE_CLASSES = {
+    "azureml_inference_server_http.log_config.AMLLogFormatter": f"{__name__}.ReferenceFormatter",
+    "azureml_inference_server_http.log_config.RootAccessFilter": f"{__name__}.RootAccessFilter",
+}
 
 
 class JSONFormatter(logging.Formatter):
@@ -111,8 +135,24 @@ def configure_logging(level: str, override_dirs: tuple[Path, ...] = (), log_form
 def _apply_override(path: Path) -> None:
     config: dict[str, Any] = json.loads(path.read_text())
     config.setdefault("disable_existing_loggers", False)
+    if importlib.util.find_spec("azureml_inference_server_http") is None:
+        _stand_in_for_reference_classes(config)
     logging.config.dictConfig(config)
     logger.info("Loaded logging config from %s", path)
+
+
+def _stand_in_for_reference_classes(config: dict[str, Any]) -> None:
+    for section in ("formatters", "filters", "handlers"):
+        entries = config.get(section)
+        if not isinstance(entries, dict):
+            continue
+        for entry in entries.values():
+            if not isinstance(entry, dict):
+                continue
+            for key in ("class", "()"):
+                named = entry.get(key)
+                if isinstance(named, str) and named in _REFERENCE_CLASSES:
+                    entry[key] = _REFERENCE_CLASSES[named]
 
 
 def install_print_hook() -> None:

@@ -56,6 +56,7 @@ def test_start_up_and_request_lines_are_the_references(serve: ServerFactory, wor
     assert log.index("Initializing logger") < log.index(" azmlinfsrv - scoring_runtime ")
     assert re.search(rf"^{STAMP} I \[\d+\] azmlinfsrv - Listening on 127\.0\.0\.1 port {server.port}$", log, re.M)
     for name, message in [
+        ("azmlinfsrv", "Starting up app insights client"),
         ("azmlinfsrv.user_script", "Invoking user's init function"),
         ("azmlinfsrv.print", "Initializing"),
         ("azmlinfsrv.swagger", r"Swaggers are prepared for the following versions: \[.*\]\."),
@@ -110,3 +111,31 @@ def test_json_start_up_lines_are_records(serve: ServerFactory) -> None:
     assert f"Server Port: {server.port}" in shown and "Initializing logger" in shown
     (access,) = [record for record in records if "method" in record]
     assert (access["logger"], access["path"], access["status"]) == ("azmlinfsrv", "/score", 200)
+
+
+@pytest.mark.slow
+def test_a_logging_json_naming_the_references_classes_works_without_it(serve: ServerFactory, tmp_path: Path) -> None:
+    """The reference's own examples name its formatter and filter classes; with it not installed, ours stand in."""
+    app_root = tmp_path / "app"
+    app_root.mkdir()
+    reference = "azureml_inference_server_http.log_config"
+    config = {
+        "version": 1,
+        "formatters": {
+            "azmlinfsrv": {
+                "class": f"{reference}.AMLLogFormatter",
+                "format": "[%(levelname)s] [%(process)d] %(name)s %(asctime)s | %(message)s",
+            }
+        },
+        "filters": {"probe": {"()": f"{reference}.RootAccessFilter"}},
+        "handlers": {
+            "out": {"class": "logging.StreamHandler", "formatter": "azmlinfsrv", "stream": "ext://sys.stdout"}
+        },
+        "loggers": {"azmlinfsrv": {"level": "INFO", "handlers": ["out"], "propagate": False}},
+    }
+    (app_root / "logging.json").write_text(json.dumps(config))
+    server = serve("logs.py", env={"AML_APP_ROOT": str(app_root)})
+    assert server.post("/score", content="x").status_code == 200
+    log = server.wait_for_log("| POST /score 200")
+    stamp = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}"
+    assert re.search(rf"^\[INFO\] \[\d+\] azmlinfsrv {stamp} \| Starting up app insights client$", log, re.M)
