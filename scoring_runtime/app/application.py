@@ -2,11 +2,13 @@
 
 A server (ours in `scoring_runtime.serving`, or any ASGI server that embeds the app) talks to a ScoringApp through
 the ASGI interface and through the few methods documented as its serving surface: `begin_draining`, `is_draining`,
-`release_stuck_runs` and `sync_metrics`. Nothing else of it is meant to be read or set from outside.
+`release_stuck_runs`, `stop_stuck_runs`, `too_many_abandoned` and `sync_metrics`. Nothing else of it is meant to be
+read or set from outside.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -138,26 +140,39 @@ class ScoringApp:
 
         The threads stay stuck: Python cannot stop them. Only replacing the process frees them.
         """
-        overdue = self._runner.overdue(limit_s)
+        overdue = self._answer_overdue(limit_s, replacing=True)
         if overdue:
-            for future in overdue:
-                if not future.done():
-                    future.set_exception(WorkerTimeout(limit_s))
             self._runner.fail_queued(WorkerRestarting)
         return len(overdue)
 
     def stop_stuck_runs(self, limit_s: int) -> int:
         """With no process to replace (one worker): answer the clients of run() calls running for more than
         `limit_s` seconds, and stop each call, or abandon its thread, as at a scoring timeout. Return how many."""
-        overdue = [future for future in self._runner.overdue(limit_s) if not future.done()]
+        overdue = self._answer_overdue(limit_s, replacing=False)
         for future in overdue:
-            future.set_exception(WorkerTimeout(limit_s, replacing=False))
             self._runner.stop_overdue(future, ABANDON_GRACE_S)
         return len(overdue)
 
-    def abandoned_threads(self) -> int:
-        """Threads of timed-out run() calls given up on and still running (stuck in C)."""
-        return self._runner.abandoned
+    def _answer_overdue(self, limit_s: int, replacing: bool) -> list[asyncio.Future[Any]]:
+        """The run() calls past `limit_s` whose clients were still waiting, now answered with WorkerTimeout."""
+        overdue = [future for future in self._runner.overdue(limit_s) if not future.done()]
+        for future in overdue:
+            future.set_exception(WorkerTimeout(limit_s, replacing))
+        return overdue
+
+    def too_many_abandoned(self, replacement: str) -> bool:
+        """Whether more abandoned threads are stuck than SCORING_MAX_ABANDONED_RUNS allows, so that this worker must
+        be replaced (logged, with `replacement` saying how)."""
+        stuck, limit = self._runner.abandoned, self.settings.max_abandoned_runs
+        if stuck <= limit:
+            return False
+        logger.error(
+            "%d abandoned run() thread(s) still running, more than SCORING_MAX_ABANDONED_RUNS (%d): %s",
+            stuck,
+            limit,
+            replacement,
+        )
+        return True
 
     def sync_metrics(self) -> None:
         """Under gunicorn, write what this worker has counted to the shared metrics files now."""

@@ -34,13 +34,13 @@ def binds(settings: Settings) -> list[tuple[str, int]]:
 
 
 class Drains(Protocol):
-    """What the server needs of the app it serves (ScoringApp's `begin_draining` and `stop_stuck_runs`)."""
+    """What the server needs of the app it serves (ScoringApp's methods of the same names)."""
 
     def begin_draining(self) -> bool: ...
 
     def stop_stuck_runs(self, limit_s: int) -> int: ...
 
-    def abandoned_threads(self) -> int: ...
+    def too_many_abandoned(self, replacement: str) -> bool: ...
 
 
 class DrainingServer(uvicorn.Server):
@@ -62,15 +62,15 @@ class DrainingServer(uvicorn.Server):
         shares: Shares | None = None,
         slot: int | None = None,
         stuck_after_s: int | None = None,
-        abandoned_limit: int | None = None,
+        replace_in_place: bool = False,
     ) -> None:
         super().__init__(config=config)
         self._app = app
         # One worker, with no arbiter to replace this process: run() calls past WORKER_TIMEOUT are stopped here, the
-        # process replaces itself when more than `abandoned_limit` abandoned threads are stuck, and a watchdog
+        # process replaces itself (`replace_in_place`) when too many abandoned threads are stuck, and a watchdog
         # exits it if the event loop stops for WORKER_TIMEOUT (see replace.py).
         self._stuck_after_s = stuck_after_s
-        self._abandoned_limit = abandoned_limit
+        self._replace_in_place = replace_in_place
         self._watchdog = Watchdog(stuck_after_s) if stuck_after_s else None
         self._listening: list[socket.socket] = []
         # Set when this process is to be replaced: the duplicates of its listening sockets for its successor.
@@ -131,21 +131,11 @@ class DrainingServer(uvicorn.Server):
                 self._stop_stuck_runs(self._stuck_after_s)
             if self._watchdog is not None and self.started and not self.should_exit:
                 self._watchdog.beat()
-            if self._abandoned_limit is not None and self.started and not self.should_exit:
-                self._replace_if_too_many_abandoned(self._abandoned_limit)
+            if self._replace_in_place and self.started and not self.should_exit:
+                if self._app.too_many_abandoned("replacing this process"):
+                    self.successor_fds = keep_sockets(self._listening)
+                    self.drain()
         return await super().on_tick(counter)
-
-    def _replace_if_too_many_abandoned(self, limit: int) -> None:
-        stuck = self._app.abandoned_threads()
-        if stuck > limit:
-            logger.error(
-                "%d abandoned run() thread(s) still running, more than SCORING_MAX_ABANDONED_RUNS (%d): "
-                "replacing this process",
-                stuck,
-                limit,
-            )
-            self.successor_fds = keep_sockets(self._listening)
-            self.drain()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self._watchdog is not None:
@@ -195,7 +185,7 @@ def run_uvicorn(settings: Settings, auth: Authenticator) -> int:
         app,
         settings.heap_keep_mb,
         stuck_after_s=settings.worker_timeout,
-        abandoned_limit=settings.max_abandoned_runs,
+        replace_in_place=True,
     )
     sockets = inherited_sockets(len(configs)) or [config.bind_socket() for config in configs]
     # Once drained, uvicorn raises the signal that stopped it again, under the handler that was there before it

@@ -172,15 +172,7 @@ class ScoringWorker(UvicornWorker):  # type: ignore[misc]
         app.sync_metrics()  # run() calls that ended after their request was answered (timed out) are counted
         if app.is_draining:
             return
-        limit = app.settings.max_abandoned_runs
-        if app.abandoned_threads() > limit:
-            logger.error(
-                "%d abandoned run() thread(s) still running, more than SCORING_MAX_ABANDONED_RUNS (%d): "
-                "replacing worker %d",
-                app.abandoned_threads(),
-                limit,
-                os.getpid(),
-            )
+        if app.too_many_abandoned(f"replacing worker {os.getpid()}"):
             server.drain()
             return
         stuck = app.release_stuck_runs(self.cfg.timeout)

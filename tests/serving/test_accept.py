@@ -262,8 +262,8 @@ class _App:
     def stop_stuck_runs(self, limit_s: int) -> int:
         return 0
 
-    def abandoned_threads(self) -> int:
-        return 0
+    def too_many_abandoned(self, replacement: str) -> bool:
+        return False
 
 
 def test_one_worker_accepts_a_burst_in_one_pass_of_the_loop() -> None:
