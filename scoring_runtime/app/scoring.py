@@ -14,6 +14,7 @@ from starlette.types import Scope
 from scoring_runtime.app.responses import FAILED_HEADER
 from scoring_runtime.azureml.aml_request import AMLRequest, RequestHeaders
 from scoring_runtime.azureml.aml_response import AMLResponse
+from scoring_runtime.azureml.wsgi_response import adopt_response
 from scoring_runtime.config import Settings
 from scoring_runtime.contract import payload
 from scoring_runtime.contract.deadlines import Deadlines
@@ -208,6 +209,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 def _respond(result: Any, elapsed_ms: float) -> Response:
     exec_ms = (_EXEC_MS, f"{elapsed_ms:.3f}".encode())
+    result = adopt_response(result)  # a Flask/Werkzeug response (the installed reference's AMLResponse) as ours
     if isinstance(result, Response):
         if result.status_code >= 500:
             result.raw_headers[:] = [(k, v) for k, v in result.raw_headers if k != FAILED_HEADER]
