@@ -9,11 +9,18 @@ patch applied to that revision's package, such as the variants in benchmarks/var
 and served from it (PYTHONPATH), by the same interpreter and installed dependencies; both
 servers run at once, pinned to core 1, and wrk loads one at a time from core 0, in the order ABBA BAAB ..., so that
 the machine's drift falls on both alike. Each round gives HEAD/BASE ratios; the median ratio is the result.
+
+`--base-env` / `--head-env KEY=VALUE` (repeatable) set a variable for one side only: the same revision with a feature
+off and on. `{sink}` in a value is the URL of a receiver this script runs on 127.0.0.1 that accepts every POST (an
+Application Insights ingestion endpoint or an OTLP collector), e.g. telemetry off against on:
+`ab.py WORKTREE WORKTREE --scenario echo --head-env AML_APP_INSIGHTS_ENABLED=true
+--head-env 'APPLICATIONINSIGHTS_CONNECTION_STRING=InstrumentationKey=0-0;IngestionEndpoint={sink}'`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -25,6 +32,7 @@ from typing import Any
 from bench_scenarios import BY_NAME, ROOT, Scenario
 from bench_servers import RunningServer, ServerKind
 from bench_wrk import check_tools, run_wrk
+from telemetry_sink import TelemetrySink
 
 WORKTREE = "WORKTREE"
 
@@ -59,7 +67,10 @@ def served_from(folder: Path) -> str:
     """Where `import scoring_runtime` resolves with PYTHONPATH=folder: it must be the exported copy."""
     probe = "import os, scoring_runtime; print(os.path.dirname(scoring_runtime.__file__))"
     found = subprocess.run(
-        [sys.executable, "-c", probe], env={"PYTHONPATH": str(folder), "PATH": "/usr/bin:/bin"}, capture_output=True
+        [sys.executable, "-c", probe],
+        env={"PYTHONPATH": str(folder), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        cwd=folder,  # `-c` puts the working directory first on sys.path: never the repository's copy
     )
     return found.stdout.decode().strip()
 
@@ -87,11 +98,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=8, help="timed runs of each revision (default 8)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per run (default 3)")
     parser.add_argument("--out", type=Path, help="JSON lines of every run")
+    parser.add_argument("--base-env", action="append", default=[], metavar="KEY=VALUE", help="for BASE's server only")
+    parser.add_argument("--head-env", action="append", default=[], metavar="KEY=VALUE", help="for HEAD's server only")
     args = parser.parse_args(argv)
     check_tools()
     scenario = BY_NAME[args.scenario]
     kind = ServerKind("scoring_runtime", args.workers)
-    with tempfile.TemporaryDirectory(prefix="ab-") as work:
+    with tempfile.TemporaryDirectory(prefix="ab-") as work, contextlib.ExitStack() as stack:
+        sink: TelemetrySink | None = None
+        if any("{sink}" in pair for pair in args.base_env + args.head_env):
+            sink = stack.enter_context(TelemetrySink())
         root = Path(work)
         body = root / "body"
         body.write_bytes(scenario.body())
@@ -105,6 +121,9 @@ def main(argv: list[str] | None = None) -> None:
                 if served_from(folder) != str(folder / "scoring_runtime"):
                     raise SystemExit(f"{revision} would not be served from its export: check PYTHONPATH handling")
                 env = {"PYTHONPATH": str(folder)}
+                for pair in getattr(args, f"{side}_env"):
+                    name, _, value = pair.partition("=")
+                    env[name] = value.replace("{sink}", sink.url) if sink is not None else value
                 servers[side] = RunningServer(kind, scenario, root / f"{side}.log", None, extra_env=env)
             for server in servers.values():
                 server.wait_ready()
@@ -144,6 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     print("  head/base " + summary("p99", p99))
     errors = sum(r["errors_total"] for results in runs.values() for r in results)
     print(f"  errors: {errors}")
+    if sink is not None:
+        print(f"  the sink received {sink.posts} POSTs, {sink.received:,} bytes")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ from scoring_runtime.app.responses import (
 )
 from scoring_runtime.app.scoring import ABANDON_GRACE_S, Scorer
 from scoring_runtime.app.swagger import DEFAULT_VERSION, ServiceInfo, Swaggers, build as build_swaggers
-from scoring_runtime.app.telemetry import RequestTelemetry
 from scoring_runtime.auth import Authenticator, authenticator as build_authenticator
 from scoring_runtime.azureml.forms import parse_query
 from scoring_runtime.config import Settings, load_settings
@@ -102,20 +101,19 @@ class ScoringApp:
             logger.info("Enabling CORS for the following origins: %s", ", ".join(settings.cors_origins))
             app = Cors(app, settings.cors_origins, frozenset(route.path for route in routes))
         server_version = f"scoring_runtime/{__version__}" if settings.server_version_header else None
+        # The reference's access lines and request telemetry: its blueprint's routes but `/`.
         logged_paths = frozenset(f"{prefix}{path}" for prefix in prefixes for path in ("/score", "/swagger.json"))
+        # Only when telemetry is asked for (and installed) is there any.
+        planned = telemetry_plan(settings)
+        self._telemetry = Telemetry(planned) if planned is not None else None
         self._http: ASGIApp = RequestContext(
             app,
             server_version,
             id_checked={f"{prefix}{path}": methods for prefix in prefixes for path, methods in ID_CHECKED.items()},
             logged_paths=logged_paths,
             metrics=self._metrics,
+            telemetry=self._telemetry,
         )
-        # Only when telemetry is asked for (and installed) does a request go through its middleware.
-        planned = telemetry_plan(settings)
-        self._telemetry = Telemetry(planned) if planned is not None else None
-        if self._telemetry is not None:
-            # The reference's request telemetry: its blueprint's routes but `/`, as the access log's.
-            self._http = RequestTelemetry(self._http, self._telemetry, logged_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -1,4 +1,5 @@
-"""Per-request identity and bookkeeping, as pure ASGI middleware: request ids, echoed headers, access log, metrics.
+"""Per-request identity and bookkeeping, as pure ASGI middleware: request ids, echoed headers, access log, metrics
+and, when it is on, request telemetry.
 
 Request ids follow the reference's rules exactly, 431 answers included, with two differences recorded in
 docs/compatibility.md: the liveness probe `GET /` never answers 431, and every response (404 and 405 included)
@@ -18,6 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from scoring_runtime.observability.access_log import AccessLog
 from scoring_runtime.observability.log import access_logger, logger, request_id
 from scoring_runtime.observability.metrics import Metrics
+from scoring_runtime.observability.request_export import RequestRecord
+from scoring_runtime.observability.telemetry import Telemetry, request_headers
+from scoring_runtime.observability.telemetry_values import RESPONSE_VALUE_BYTES
 
 MAX_ID_LENGTH = 100
 _random_bits = random.getrandbits
@@ -117,6 +121,7 @@ class RequestContext:
         id_checked: Mapping[str, frozenset[str]] = ID_CHECKED,
         logged_paths: frozenset[str] = frozenset({"/score", "/swagger.json"}),
         metrics: Metrics | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.app = app
         self.server_version = server_version.encode("latin-1") if server_version else None
@@ -126,6 +131,10 @@ class RequestContext:
         self.logged_paths = logged_paths
         self.metrics = metrics
         self.access_log = AccessLog()
+        # Request telemetry, for the requests that get an access line (the reference's: not `GET /`).
+        self.telemetry = telemetry
+        # The reference's default: the body goes into the telemetry, so it is kept (up to what is sent) as it goes.
+        self.capture = telemetry is not None and telemetry.plan.log_response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -142,7 +151,12 @@ class RequestContext:
                     route.count(431, time.perf_counter() - start)
                 return
             ids = RequestIds("", "", "", None)
-        logged = path in self.logged_paths and access_logger.isEnabledFor(20)
+        traced = path in self.logged_paths
+        logged = traced and access_logger.isEnabledFor(20)
+        # Telemetry's export queue, when this request is traced and the export has started in this process.
+        export = self.telemetry.requests if traced and self.telemetry is not None else None
+        body: list[bytes] | None = [] if export is not None and self.capture else None
+        kept = 0
         status = 0
         length = "N/A"
         extra = ids.response_headers()
@@ -150,7 +164,7 @@ class RequestContext:
             extra.append((_SERVER_VERSION, self.server_version))
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status, length
+            nonlocal status, length, kept
             if message["type"] == "http.response.start":
                 # Headers the server sets replace any the response already has, rather than being sent twice.
                 # Starlette's responses give lower-case names; any other name takes the slower, case-blind way.
@@ -170,6 +184,10 @@ class RequestContext:
                 await send(message)
                 return
             await send(message)
+            if body is not None and kept < RESPONSE_VALUE_BYTES and message["type"] == "http.response.body":
+                chunk = message.get("body", b"")
+                body.append(chunk)
+                kept += len(chunk)
             if logged and not message.get("more_body", False) and message["type"] == "http.response.body":
                 log_access()
 
@@ -184,17 +202,29 @@ class RequestContext:
         token = request_id.set(ids.request_id or None)
         if route is not None:
             route.enter()
+        if export is not None:
+            start_ns = time.time_ns()
+            # Log records emitted while serving carry the client's id, read from these only if one is exported.
+            headers_token = request_headers.set(scope["headers"])
+        error: BaseException | None = None
         try:
             await self.app(scope, receive, send_with_headers)
-        except BaseException:
+        except BaseException as exc:
+            error = exc
             # A response cut short (a stream whose generator failed) still gets its access line.
             if logged and status:
                 log_access(aborted=True)
             raise
         finally:
             request_id.reset(token)
+            elapsed = time.perf_counter() - start
             if route is not None:
-                route.leave(status, time.perf_counter() - start)
+                route.leave(status, elapsed)
+            if export is not None:
+                request_headers.reset(headers_token)
+                start_and_end = (start_ns, start_ns + int(elapsed * 1e9))
+                sent = None if body is None else b"".join(body)[:RESPONSE_VALUE_BYTES]
+                export.add(RequestRecord(scope, status, ids.request_id, ids.client_id, start_and_end, sent, error))
 
     async def _reject(self, ids: RequestIds, request_headers: list[tuple[bytes, bytes]], send: Send) -> None:
         body = json.dumps({"message": ids.rejection}).encode()

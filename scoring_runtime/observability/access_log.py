@@ -96,8 +96,12 @@ def _direct_handler() -> logging.StreamHandler[Any] | None:
     if node is not None and (node.filters or node.disabled):
         return None
     while node is not None and node is not logging.root:
-        if node.handlers or not node.propagate:
+        if not node.propagate:
             return None
+        for other in node.handlers:
+            # Telemetry's log export takes only errors here (a level above INFO): it would never get an access line.
+            if other.level <= _INFO:
+                return None
         node = node.parent
     handlers = logging.root.handlers
     return handler if len(handlers) == 1 and handlers[0] is handler else None

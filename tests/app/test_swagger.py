@@ -188,6 +188,8 @@ UNLOADABLE = {
     "no_init.py",
     "no_run.py",
     "raw_and_schema.py",
+    # Imports the reference package, which only its own tests put on the path.
+    "ref_real_package.py",
     "run_noargs.py",
     "run_only_headers.py",
     "run_varargs.py",

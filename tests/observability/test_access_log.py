@@ -68,3 +68,19 @@ def test_a_handler_the_script_adds_gets_the_access_lines(stdout: io.StringIO) ->
     assert [record.getMessage() for record in seen] == ["POST /score 200 1.000ms 2"]
     assert (seen[0].method, seen[0].status, seen[0].size) == ("POST", 200, 2)  # type: ignore[attr-defined]
     assert stdout.getvalue().endswith(" azmlinfsrv - POST /score 200 1.000ms 2\n")
+
+
+def test_handlers_above_info_on_the_way_keep_the_short_way(stdout: io.StringIO) -> None:
+    """Telemetry's log export puts a handler at ERROR on `azmlinfsrv`: access lines would never reach it."""
+    handler = log.line_handler()
+    logging.getLogger().handlers[:] = [handler]  # type: ignore[list-item]
+    server = logging.getLogger("azmlinfsrv")
+    errors_only, everything = logging.Handler(logging.ERROR), logging.Handler()
+    server.addHandler(errors_only)
+    try:
+        assert access_log._direct_handler() is handler is not None
+        server.addHandler(everything)
+        assert access_log._direct_handler() is None
+    finally:
+        server.removeHandler(errors_only)
+        server.removeHandler(everything)

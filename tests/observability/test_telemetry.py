@@ -13,11 +13,24 @@ from starlette.types import Message, Receive, Scope, Send
 
 from scoring_runtime.app.application import ScoringApp
 from scoring_runtime.app.request_context import RequestContext
-from scoring_runtime.app.telemetry import RequestTelemetry
 from scoring_runtime.config import load_settings
-from scoring_runtime.observability import telemetry
 from scoring_runtime.observability.log import print_logger, request_id
-from scoring_runtime.observability.telemetry import RESPONSE_VALUE_BYTES, Telemetry, TelemetryPlan, plan
+from scoring_runtime.observability.request_export import Request, RequestRecord, describe, request_url
+from scoring_runtime.observability.telemetry import (
+    Telemetry,
+    TelemetryPlan,
+    client_request_id_of,
+    plan,
+    request_headers,
+)
+from scoring_runtime.observability.telemetry_values import (
+    NOT_TEXT,
+    RESPONSE_VALUE_BYTES,
+    duration_text,
+    response_value,
+    timespan_text,
+    utc_text,
+)
 
 KEY = "11111111-2222-3333-4444-555555555555"
 ON = {"AML_APP_INSIGHTS_ENABLED": "true", "AML_APP_INSIGHTS_KEY": KEY}
@@ -85,31 +98,30 @@ def test_with_the_extra_the_settings_are_acted_on(tmp_path: Path) -> None:
 
 def test_telemetry_off_leaves_the_request_path_as_it_is(tmp_path: Path) -> None:
     app = ScoringApp(load_settings(environ={}, cwd=tmp_path)[0])
-    assert type(app._http) is RequestContext
+    assert type(app._http) is RequestContext and app._http.telemetry is None
     connection = f"InstrumentationKey={KEY};IngestionEndpoint=http://127.0.0.1:9/"
     environ = {"AML_APP_INSIGHTS_ENABLED": "true", "APPLICATIONINSIGHTS_CONNECTION_STRING": connection}
     if plan(load_settings(environ=environ, cwd=tmp_path)[0], environ) is not None:
-        served: object = ScoringApp(load_settings(environ=environ, cwd=tmp_path)[0])._http
-        assert isinstance(served, RequestTelemetry)
+        served = ScoringApp(load_settings(environ=environ, cwd=tmp_path)[0])._http
+        assert isinstance(served, RequestContext) and served.telemetry is not None
 
 
 class Recorded:
-    """Stands for the SDK's pipelines: keeps what the middleware hands over for each request."""
+    """Stands for the export thread: keeps what the middleware queues for each request, decoded as it would be."""
 
     def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
+        self.requests: list[Request] = []
 
-    def request(self, *args: Any) -> None:
-        names = ("method", "path", "url", "status", "ids", "times", "body", "error")
-        self.requests.append(dict(zip(names, args, strict=True)))
+    def add(self, record: RequestRecord) -> None:
+        self.requests.append(describe(record))
 
 
-def middleware(app: Any, log_response: bool = True) -> tuple[RequestTelemetry, Recorded]:
+def middleware(app: Any, log_response: bool = True) -> tuple[RequestContext, Recorded]:
     planned = TelemetryPlan(None, False, True, True, log_response, "svc", "", "Unknown")
     state = Telemetry(planned)
     recorded = Recorded()
-    state.pipelines = recorded  # type: ignore[assignment]
-    return RequestTelemetry(app, state, frozenset({"/score"})), recorded
+    state.requests = recorded  # type: ignore[assignment]
+    return RequestContext(app, None, logged_paths=frozenset({"/score"}), telemetry=state), recorded
 
 
 def call(app: Any, path: str, headers: list[tuple[bytes, bytes]] = ()) -> list[Message]:  # type: ignore[assignment]
@@ -128,31 +140,33 @@ def call(app: Any, path: str, headers: list[tuple[bytes, bytes]] = ()) -> list[M
 
 
 async def answering(scope: Scope, receive: Receive, send: Send) -> None:
-    from scoring_runtime.observability.telemetry import client_request_id
-
-    headers = [(b"x-request-id", b"rid"), (b"x-ms-client-request-id", client_request_id.get().encode())]
-    await send({"type": "http.response.start", "status": 201, "headers": headers})
+    # What the log records emitted here get.
+    assert client_request_id_of(request_headers.get()) == ("legacy" if scope["headers"] else "")
+    await send({"type": "http.response.start", "status": 201, "headers": []})
     await send({"type": "http.response.body", "body": b"x" * RESPONSE_VALUE_BYTES, "more_body": True})
     await send({"type": "http.response.body", "body": b"tail"})
 
 
 def test_the_middleware_records_each_traced_request_once() -> None:
     app, recorded = middleware(answering)
-    call(app, "/score", [(b"host", b"example.com"), (b"x-ms-request-id", b"legacy")])
+    sent = call(app, "/score", [(b"host", b"example.com"), (b"x-ms-request-id", b"legacy")])
     call(app, "/", [])
     assert len(recorded.requests) == 1
     request = recorded.requests[0]
-    assert (request["method"], request["path"], request["status"]) == ("POST", "/score", 201)
-    assert request["url"] == "http://example.com/score?a=1"
-    assert request["ids"] == ("rid", "legacy")  # the client id the log records got, as the response carries it
-    assert request["body"] == b"x" * RESPONSE_VALUE_BYTES and request["error"] is None
-    assert request["times"][0] <= request["times"][1]
+    assert (request.method, request.path, request.status) == ("POST", "/score", 201)
+    assert request.url == "http://example.com/score?a=1"
+    # The ids the response carries.
+    answered = dict(sent[0]["headers"])
+    assert request.request_id == answered[b"x-request-id"].decode() and len(request.request_id) == 36
+    assert request.client_request_id == answered[b"x-ms-client-request-id"].decode() == "legacy"
+    assert request.body == b"x" * RESPONSE_VALUE_BYTES and request.error is None
+    assert request.start_ns <= request.end_ns
 
 
 def test_no_body_is_kept_unless_it_is_sent() -> None:
     app, recorded = middleware(answering, log_response=False)
     call(app, "/score")
-    assert recorded.requests[0]["body"] is None and recorded.requests[0]["url"] == "http://127.0.0.1:5001/score?a=1"
+    assert recorded.requests[0].body is None and recorded.requests[0].url == "http://127.0.0.1:5001/score?a=1"
 
 
 def test_a_failed_request_is_recorded_as_a_500_with_its_error() -> None:
@@ -162,15 +176,22 @@ def test_a_failed_request_is_recorded_as_a_500_with_its_error() -> None:
     app, recorded = middleware(failing)
     with pytest.raises(RuntimeError):
         call(app, "/score")
-    assert recorded.requests[0]["status"] == 500 and isinstance(recorded.requests[0]["error"], RuntimeError)
+    assert recorded.requests[0].status == 500 and isinstance(recorded.requests[0].error, RuntimeError)
+
+
+def test_the_url_falls_back_to_the_server_address() -> None:
+    base = {"method": "GET", "path": "/score", "headers": [], "query_string": b"", "root_path": "/p"}
+    assert request_url({**base, "scheme": "https", "server": ("h", 443)}) == "https://h/p/score"
+    assert request_url({**base, "scheme": "http", "server": ("h", 81)}) == "http://h:81/p/score"
+    assert request_url({**base, "server": ("sock", None)}) == "http://sock/p/score"
+    assert request_url(base) == "http://localhost/p/score"
 
 
 def test_formats_of_the_reference() -> None:
-    pytest.importorskip("opentelemetry.sdk")
-    from scoring_runtime.observability.telemetry_sdk import NOT_TEXT, duration_text, response_value
-
     assert duration_text(1234) == "00:00:01.234"
     assert duration_text(((26 * 60 + 3) * 60 + 4) * 1000 + 5) == "1.02:03:04.005"
+    assert timespan_text(1234) == "0.00:00:01.234"
+    assert utc_text(1_700_000_000_123_456_789) == "2023-11-14T22:13:20.123456Z"
     assert response_value('{"a": "é"}'.encode()) == '{"a": "é"}'
     assert response_value(b"\xff\xfe") == NOT_TEXT
     long = "a" + "é" * RESPONSE_VALUE_BYTES
@@ -183,34 +204,36 @@ def test_the_log_handler_exports_prints_and_errors_with_the_request_ids() -> Non
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
-    from scoring_runtime.observability.telemetry_sdk import ExportHandler
+    from scoring_runtime.observability.telemetry_sdk import attach_handlers, detach_handlers
 
     exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     provider = LoggerProvider()
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
-    handler = ExportHandler(provider, "box")
-    handler.attach()
+    attached = attach_handlers(provider, "box")
     server = logging.getLogger(print_logger.name.rpartition(".")[0])
     level, server.level = server.level, logging.INFO
     token = request_id.set("rid-1")
-    client = telemetry.client_request_id.set("cid-1")
+    client = request_headers.set([(b"x-ms-client-request-id", b"cid-1")])
     try:
         print_logger.info("printed")
         server.info("not exported: the server's own lines below ERROR")
+        # The access log's short way stays open (test_access_log.py): the server's logger gets a handler at ERROR.
+        assert [handler.level for target, handler in attached if target is server] == [logging.ERROR]
         try:
             raise ValueError("bad")
         except ValueError:
             server.error("Encountered Exception: traceback text")
+        print_logger.error("printed to stderr")  # exported once, by the print logger's handler
     finally:
         request_id.reset(token)
-        telemetry.client_request_id.reset(client)
-        handler.detach()
+        request_headers.reset(client)
+        detach_handlers(attached)
         server.setLevel(level)
     logs = [record.log_record for record in exporter.get_finished_logs()]
-    assert [log.body for log in logs] == ["printed", "Encountered Exception: traceback text"]
+    assert [log.body for log in logs] == ["printed", "Encountered Exception: traceback text", "printed to stderr"]
     assert logs[0].attributes is not None and logs[1].attributes is not None
     assert dict(logs[0].attributes) == {"Container Id": "box", "Request Id": "rid-1", "Client Request Id": "cid-1"}
     assert logs[1].attributes["exception.type"] == "ValueError"
     assert "raise ValueError" in str(logs[1].attributes["exception.stacktrace"])
     print_logger.info("after detach")
-    assert len(exporter.get_finished_logs()) == 2
+    assert len(exporter.get_finished_logs()) == 3

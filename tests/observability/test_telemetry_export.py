@@ -145,6 +145,7 @@ def test_application_insights_gets_requests_logs_and_exceptions(
     assert len(requests) == 2 and set(by_id) == {ok.headers["x-request-id"], failed.headers["x-request-id"]}
     answered = by_id[ok.headers["x-request-id"]]
     assert answered["responseCode"] == "200" and answered["url"] == f"{server.url}/score"
+    assert {item["sampleRate"] for item in requests} == {100.0}  # below the default rate limit: every request
     properties = answered["properties"]
     assert properties["Client Request Id"] == "client-7"
     assert properties["Response Value"] == '{"echo":"hello"}'
@@ -185,14 +186,30 @@ def test_an_otlp_collector_gets_request_spans_and_logs(serve: ServerFactory, col
     assert server.get("/swagger.json").status_code == 200
 
     spans = wait_for(lambda: otlp_spans(collector), 5)
-    scored = sorted(attributes["Request Id"] for name, attributes in spans if name == "/score")
+    scored = sorted(attributes["Request Id"] for name, attributes in spans if name == "POST /score")
     assert scored == [f"rid-{index}" for index in range(4)]
-    assert {name for name, _ in spans} == {"/score", "/swagger.json"}
-    attributes = next(attributes for name, attributes in spans if name == "/score")
-    assert attributes["http.response.status_code"] == 200 and attributes["resultCode"] == "200"
+    assert {name for name, _ in spans} == {"POST /score", "GET /swagger.json"}
+    attributes = next(attributes for name, attributes in spans if name == "POST /score")
+    assert attributes["http.response.status_code"] == 200 and attributes["http.route"] == "/score"
+    assert attributes["url.full"] == f"{server.url}/score" and attributes["Container Id"] == "Unknown"
     assert "Response Value" not in attributes  # APP_INSIGHTS_LOG_RESPONSE_ENABLED=false
     logs = wait_for(lambda: [log for log in otlp_logs(collector) if log[0].startswith("scoring n")], 4)
     assert sorted((body, attributes["Request Id"]) for body, attributes in logs) == [
         (f"scoring n{index}", f"rid-{index}") for index in range(4)
     ]
     assert "Sending telemetry to OTLP" in server.log()
+
+
+@pytest.mark.slow
+def test_the_sampler_variables_choose_the_requests_sent_and_failures_are_always_sent(
+    serve: ServerFactory, ingestion: Receiver
+) -> None:
+    connection = f"InstrumentationKey={KEY};IngestionEndpoint={ingestion.url}/"
+    env = {"AML_APP_INSIGHTS_ENABLED": "true", "APPLICATIONINSIGHTS_CONNECTION_STRING": connection, **FAST_EXPORT}
+    server = serve("telemetry_echo.py", env={**env, "OTEL_TRACES_SAMPLER": "always_off"})
+    answered = [server.post("/score", content=text).status_code for text in ("a", "fail", "b")]
+    assert answered == [200, 500, 200]
+    requests = wait_for(lambda: envelopes(ingestion, "Request"), 1)
+    time.sleep(0.5)  # anything else would have come by now
+    requests = envelopes(ingestion, "Request")
+    assert [item["data"]["baseData"]["responseCode"] for item in requests] == ["500"]
