@@ -109,7 +109,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"scoring-runtime: configuration error: {exc}", file=sys.stderr)
         sys.exit(STARTUP_FAILURE_EXIT)
-    from scoring_runtime.serving import run  # deferred: `--help` should not pay for importing the server stack
+    # One worker has no arbiter to start it again if it dies: a parent does, forked before the server stack is
+    # imported, so that it stays small (supervise.py).
+    from scoring_runtime.serving import run, serve_single_worker  # deferred: not for `--help`
+
+    status = serve_single_worker(settings)
+    if status is not None:
+        sys.exit(status)
 
     try:
         code = run(settings, warnings)

@@ -21,16 +21,9 @@ from scoring_runtime.serving.http import protocol_class
 from scoring_runtime.serving.http.compat import internals_fit
 from scoring_runtime.serving.process import IdleTrim, keep_freed_memory, settle_garbage_collector
 from scoring_runtime.serving.replace import Watchdog, execute_again, inherited_sockets, keep_sockets
+from scoring_runtime.serving.supervise import binds, ready
 
 logger = logging.getLogger("azmlinfsrv")
-
-
-def binds(settings: Settings) -> list[tuple[str, int]]:
-    """The addresses to listen on: the scoring port, and the health port when it is another one."""
-    found = [(settings.host, settings.port)]
-    if settings.health_port is not None and settings.health_port != settings.port:
-        found.append((settings.host, settings.health_port))
-    return found
 
 
 class Drains(Protocol):
@@ -91,6 +84,8 @@ class DrainingServer(uvicorn.Server):
         if not internals_fit():
             await super().startup(sockets=sockets)  # uvicorn's own listening, one connection per loop pass
             self._tune_process()
+            if self.started:
+                ready()
             return
         # uvicorn's start-up (the lifespan, init()) without listening.
         await super().startup(sockets=[])
@@ -99,6 +94,7 @@ class DrainingServer(uvicorn.Server):
                 sock.close()
             return
         self._tune_process()
+        ready()
         config, state = self.config, self.server_state
         factory = functools.partial(
             config.http_protocol_class,

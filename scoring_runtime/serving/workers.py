@@ -27,7 +27,8 @@ from scoring_runtime.serving.accept import Shares
 from scoring_runtime.serving.http import protocol_class
 from scoring_runtime.serving.http.compat import internals_fit
 from scoring_runtime.serving.process import settle_garbage_collector
-from scoring_runtime.serving.server import DrainingServer, binds
+from scoring_runtime.serving.server import DrainingServer
+from scoring_runtime.serving.supervise import binds
 
 logger = logging.getLogger("azmlinfsrv")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -376,13 +377,14 @@ def test_worker_timeout_with_one_worker_stops_the_stuck_run(serve: ServerFactory
     """With one worker there is no arbiter to replace the process: a run() past WORKER_TIMEOUT gets its answer, its
     thread is stopped or abandoned, and the same process serves the next request at once."""
     server = serve("hangs.py", env={"WORKER_TIMEOUT": "1", "SCORING_TIMEOUT_MS": "0"})
+    serving = server.post("/score", content="now").json()["pid"]
     start = time.perf_counter()
     stuck = server.post("/score", content="cblock 5")
     assert time.perf_counter() - start < 3.0
     assert (stuck.status_code, stuck.json()) == (500, {"message": "run() did not finish within WORKER_TIMEOUT (1 s)"})
     assert stuck.headers["x-ms-run-function-failed"] == "True"
     after = server.post("/score", content="now")
-    assert after.status_code == 200 and after.json()["pid"] == server.process.pid
+    assert after.status_code == 200 and after.json()["pid"] == serving
     assert "1 run() call(s) still running after WORKER_TIMEOUT (1 s): stopped" in server.log()
     server.wait_for_log("a new one takes its slot (1 abandoned thread(s) still running)")
 
@@ -419,15 +421,31 @@ def test_too_many_abandoned_threads_replace_a_gunicorn_worker(serve: ServerFacto
     assert seen - before, "a new worker answers"
 
 
-def test_a_single_process_whose_event_loop_stops_exits_with_the_tracebacks(serve: ServerFactory) -> None:
+def test_a_single_process_whose_event_loop_stops_is_started_again(serve: ServerFactory) -> None:
     """A run() that holds the GIL in C stops the event loop: no Python code can act, but the watchdog thread, which
-    needs no GIL, dumps the tracebacks and exits the process after WORKER_TIMEOUT, for the orchestrator to restart."""
+    needs no GIL, dumps the tracebacks and ends the serving process after WORKER_TIMEOUT; its parent starts a new one
+    on the same sockets (supervise.py), and stops it when it is stopped itself."""
     server = serve("gil_hog.py", env={"WORKER_TIMEOUT": "2"})
+    first = server.post("/score", content="now").json()["pid"]
+    assert first != server.process.pid  # served by the supervised process
     with ThreadPoolExecutor(1) as pool:
         hogged = pool.submit(server.post, "/score", content="hog")
-        assert server.wait_exit(20) != 0
+        server.wait_for_log("The serving process stopped unexpectedly (exit status 1); starting a new one")
         with pytest.raises(httpx.HTTPError):
             hogged.result()
+    # Connections made while the new one starts wait in the backlog of the sockets the parent kept.
+    answer = server.post("/score", content="now")
+    assert answer.status_code == 200 and answer.json()["pid"] not in (first, server.process.pid)
     log = server.log()
     assert "Timeout (0:00:03)!" in log  # WORKER_TIMEOUT, and the second between two beats
     assert "gil_hog.py" in log  # where the run() was stuck
+    assert log.count("init in") == 2
+    server.process.send_signal(signal.SIGTERM)  # the parent alone, as an orchestrator sends it
+    assert server.wait_exit(20) == 0
+    assert "Draining" in server.log()
+
+
+def test_a_supervised_process_that_never_becomes_ready_ends_the_parent(serve: ServerFactory) -> None:
+    server = serve("init_fails.py", env={"WORKER_TIMEOUT": "2"}, wait=False)
+    assert server.wait_exit(30) == 3
+    assert "starting a new one" not in server.log()
