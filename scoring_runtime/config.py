@@ -19,15 +19,15 @@ from scoring_runtime.settings import ENV_NAMES, FIELDS, Settings
 
 __all__ = ["ENV_NAMES", "FIELDS", "INVALID_INSTRUMENTATION_KEY", "Settings", "load_settings"]
 
-# The reference's check of an Application Insights key (case-insensitive).
 # Application Insights asked for and turned off for its key; start-up also says so in the reference's words.
 INVALID_INSTRUMENTATION_KEY = (
     "AML_APP_INSIGHTS_ENABLED is read as false: AML_APP_INSIGHTS_KEY is not a valid instrumentation key"
 )
 _MISSING_INSTRUMENTATION_KEY = "AML_APP_INSIGHTS_ENABLED is read as false: AML_APP_INSIGHTS_KEY is not set"
+# The reference's check of an Application Insights key (case-insensitive).
 _INSTRUMENTATION_KEY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
-# What turns the OTLP exporter on for a signal: one of the endpoint variables OpenTelemetry defines for it. The SDK
-# reads them (and the other OTEL_EXPORTER_OTLP_* variables) itself, from the process environment.
+# What turns the OTLP exporter on for a signal: one of the endpoint variables OpenTelemetry defines for it. The other
+# OTEL_EXPORTER_OTLP_* variables are read where the exporting is done (otlp_spans.py, and the SDK's log exporter).
 OTLP_ENDPOINTS = {
     "traces": ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
     "logs": ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"),
