@@ -92,13 +92,16 @@ def otlp_signals(environ: Mapping[str, str]) -> frozenset[str]:
 
 
 def missing_module(modules: tuple[str, ...]) -> str | None:
-    """The first of `modules` that cannot be imported, found without importing it."""
+    """The first of `modules` that cannot be imported, found without importing it (a top-level package's own code
+    does not run; a submodule's parents are imported)."""
     for module in modules:
         try:
             if importlib.util.find_spec(module) is None:
                 return module
         except ModuleNotFoundError:  # a parent package is missing
             return module
+        except ValueError:  # in sys.modules without a spec (put there by hand): importable
+            continue
     return None
 
 

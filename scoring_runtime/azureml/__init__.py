@@ -8,13 +8,13 @@ installed.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from types import ModuleType
 
 from scoring_runtime.azureml import aml_request, aml_response
 from scoring_runtime.azureml.aml_request import AMLRequest
 from scoring_runtime.azureml.aml_response import AMLResponse
+from scoring_runtime.config import missing_module
 from scoring_runtime.contract.rawhttp import rawhttp
 
 __all__ = ["AMLRequest", "AMLResponse", "rawhttp", "register_azureml_aliases"]
@@ -41,17 +41,9 @@ def register_azureml_aliases() -> None:
     `azureml_inference_server_http` names are left to that package when it is installed.
     """
     sys.modules.update(_CONTRIB_ALIASES)
-    if _importable(REFERENCE_PACKAGE):
+    if missing_module((REFERENCE_PACKAGE,)) is None:
         for name, module in _REFERENCE_ALIASES.items():
             if sys.modules.get(name) is module:  # our alias from an earlier call, made before the package was there
                 del sys.modules[name]
     else:
         sys.modules.update(_REFERENCE_ALIASES)
-
-
-def _importable(name: str) -> bool:
-    """Whether a top-level package can be imported, found without running any of its code."""
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):  # ValueError: something in sys.modules under that name, without a spec
-        return name in sys.modules

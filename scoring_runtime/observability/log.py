@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import contextvars
-import importlib.util
 import json
 import logging
 import logging.config
@@ -15,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from scoring_runtime.config import missing_module
 from scoring_runtime.errors import StreamAborted
 
 LINE_FORMAT = "%(asctime)s %(levelname).1s [%(process)d] %(name)s - %(message)s"
@@ -135,7 +135,7 @@ def configure_logging(level: str, override_dirs: tuple[Path, ...] = (), log_form
 def _apply_override(path: Path) -> None:
     config: dict[str, Any] = json.loads(path.read_text())
     config.setdefault("disable_existing_loggers", False)
-    if importlib.util.find_spec("azureml_inference_server_http") is None:
+    if missing_module(("azureml_inference_server_http",)) is not None:
         _stand_in_for_reference_classes(config)
     logging.config.dictConfig(config)
     logger.info("Loaded logging config from %s", path)
