@@ -36,6 +36,8 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # A serving process that dies sooner than this after it was forked counts towards the back-off before the next one.
 QUICK_DEATH_S = 10.0
 MAX_BACKOFF_S = 30.0
+# uvicorn's default, which the serving process would listen with.
+BACKLOG = 2048
 # prctl's option: the signal this process gets when its parent dies.
 PR_SET_PDEATHSIG = 1
 
@@ -78,11 +80,13 @@ def serve_single_worker(settings: Settings) -> int | None:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A TCP socket bound as uvicorn binds one (listening is left to the serving process)."""
+    """A TCP socket bound as uvicorn binds one, and listening at once, as the serving process would: a second server
+    started on the same port fails here, rather than both binding (SO_REUSEADDR) and racing to listen."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        sock.listen(BACKLOG)
     except OSError:
         sock.close()
         raise
@@ -127,6 +131,8 @@ def supervise() -> int | None:
                 previous = {}  # the serving process's handlers are its own from here
                 return None
             os.close(write_end)
+            if stop:  # a signal that came before `child` was set, and so was not forwarded
+                os.kill(child, stop[-1])
             status = _wait(child)
             child = 0
             was_ready = os.read(read_end, 1) == b"r"

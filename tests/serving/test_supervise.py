@@ -94,3 +94,12 @@ def test_a_process_killed_by_a_signal_is_reported_by_name(tmp_path: Path, caplog
 def test_ready_outside_a_supervised_process_does_nothing() -> None:
     supervise.ready()
     assert not supervise.supervised()
+
+
+def test_a_port_in_use_is_found_before_anything_is_forked(tmp_path: Path) -> None:
+    taken = supervise.bind("127.0.0.1", 0)
+    try:
+        with pytest.raises(OSError):
+            supervise.bind("127.0.0.1", taken.getsockname()[1])
+    finally:
+        taken.close()
