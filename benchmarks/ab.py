@@ -143,10 +143,10 @@ def main(argv: list[str] | None = None) -> None:
             for server in servers.values():
                 server.stop()
     if args.out:
-        with args.out.open("w") as sink:
+        with args.out.open("w") as lines:
             for side, results in runs.items():
                 for result in results:
-                    sink.write(json.dumps({"side": side, "revision": getattr(args, side), **result}) + "\n")
+                    lines.write(json.dumps({"side": side, "revision": getattr(args, side), **result}) + "\n")
     pairs = list(zip(runs["base"], runs["head"], strict=True))
     cpu = [h["cpu_us_per_request"] / b["cpu_us_per_request"] for b, h in pairs]
     rps = [h["rps"] / b["rps"] for b, h in pairs]
