@@ -62,11 +62,15 @@ def serve_single_worker(settings: Settings) -> int | None:
     serving process (and whenever there is nothing to supervise), the exit status in the parent."""
     if settings.worker_count != 1 or not settings.worker_timeout or supervised():
         return None
-    try:
-        sockets = [bind(host, port) for host, port in binds(settings)]
-    except OSError as error:
-        print(f"scoring-runtime: cannot listen on {settings.host}: {error}", file=sys.stderr)
-        return 1
+    sockets: list[socket.socket] = []
+    for host, port in binds(settings):
+        try:
+            sockets.append(bind(host, port))
+        except OSError as error:
+            print(f"scoring-runtime: cannot listen on {host}:{port}: {error}", file=sys.stderr)
+            for sock in sockets:
+                sock.close()
+            return 1
     # The serving process takes them as a replaced process takes its predecessor's (replace.py).
     os.environ[INHERITED_ENV] = ",".join(str(sock.fileno()) for sock in sockets)
     configure_logging(settings.log_level, (), settings.log_format)  # for the parent's own lines
@@ -135,8 +139,7 @@ def supervise() -> int | None:
                 os.kill(child, stop[-1])
             status = _wait(child)
             child = 0
-            was_ready = os.read(read_end, 1) == b"r"
-            os.close(read_end)
+            was_ready = _said_ready(read_end)
             code = os.waitstatus_to_exitcode(status)
             if stop or not was_ready:
                 return code if code >= 0 else 128 - code
@@ -181,6 +184,18 @@ def _terminate_with_parent() -> None:
         logger.warning(
             "The serving process will not be stopped with its parent: prctl failed (errno %d)", ctypes.get_errno()
         )
+
+
+def _said_ready(read_end: int) -> bool:
+    """Whether the serving process wrote "ready" before it died. Not blocking: a process it forked (a multiprocessing
+    pool started in init()) may still hold the pipe's other end."""
+    os.set_blocking(read_end, False)
+    try:
+        return os.read(read_end, 1) == b"r"
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(read_end)
 
 
 def _wait(child: int) -> int:

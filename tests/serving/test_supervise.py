@@ -6,11 +6,15 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from scoring_runtime.serving import supervise
+from tests.helpers import SCRIPTS
 
 
 def _served(record: Path, plan: list[str]) -> None:
@@ -103,3 +107,32 @@ def test_a_port_in_use_is_found_before_anything_is_forked(tmp_path: Path) -> Non
             supervise.bind("127.0.0.1", taken.getsockname()[1])
     finally:
         taken.close()
+
+
+def test_a_process_that_dies_unready_is_seen_at_once_though_its_own_child_holds_the_pipe(tmp_path: Path) -> None:
+    """init() may fork (a multiprocessing pool): such a process keeps the readiness pipe open after its parent died."""
+    started = time.monotonic()
+    status = supervise.supervise()
+    if status is None:
+        try:
+            if os.fork() == 0:
+                time.sleep(3)
+                os._exit(0)
+            os._exit(3)
+        finally:
+            os._exit(99)
+    assert status == 3 and time.monotonic() - started < 2
+
+
+@pytest.mark.slow
+def test_a_port_in_use_stops_start_up_with_its_address() -> None:
+    taken = supervise.bind("127.0.0.1", 0)
+    port = taken.getsockname()[1]
+    try:
+        command = [sys.executable, "-m", "scoring_runtime", "--host", "127.0.0.1", "--port", str(port)]
+        command += ["--entry_script", str(SCRIPTS / "raw_echo.py")]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    finally:
+        taken.close()
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: [Errno 98] Address already in use" in done.stderr
