@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,11 +32,12 @@ def _served(record: Path, plan: list[str]) -> None:
     os._exit({"crash": 1, "never ready": 3}.get(step, 0))
 
 
-def _supervise(record: Path, plan: list[str]) -> int:
+def _supervise(served: Callable[[], None]) -> int:
+    """supervise() from the test: `served` runs in each serving process, which never returns into pytest."""
     status = supervise.supervise()
     if status is None:
         try:
-            _served(record, plan)
+            served()
         finally:
             os._exit(99)
     return status
@@ -53,7 +55,7 @@ def test_a_process_that_dies_after_it_was_ready_is_started_again_until_the_paren
     record = tmp_path / "starts"
     before = {signum: signal.getsignal(signum) for signum in supervise.FORWARDED}
     with caplog.at_level(logging.ERROR, "azmlinfsrv"):
-        status = _supervise(record, ["crash", "crash", "stop the parent"])
+        status = _supervise(lambda: _served(record, ["crash", "crash", "stop the parent"]))
     assert status == 128 + signal.SIGTERM  # the serving process ended by the forwarded signal
     starts = [line.split() for line in record.read_text().splitlines()]
     assert len(starts) == 3 and len({pid for pid, _, _ in starts}) == 3
@@ -66,7 +68,7 @@ def test_a_process_that_dies_after_it_was_ready_is_started_again_until_the_paren
 
 def test_a_process_that_never_became_ready_ends_the_parent_with_its_status(tmp_path: Path) -> None:
     record = tmp_path / "starts"
-    assert _supervise(record, ["never ready"]) == 3
+    assert _supervise(lambda: _served(record, ["never ready"])) == 3
     assert len(record.read_text().splitlines()) == 1
 
 
@@ -84,12 +86,7 @@ def test_a_process_killed_by_a_signal_is_reported_by_name(tmp_path: Path, caplog
         _served(record, plan[1:])
 
     with caplog.at_level(logging.ERROR, "azmlinfsrv"):
-        status = supervise.supervise()
-        if status is None:
-            try:
-                served(record, plan)
-            finally:
-                os._exit(99)
+        status = _supervise(lambda: served(record, plan))
     assert status == 128 + signal.SIGTERM
     assert len(record.read_text().splitlines()) == 2
     assert "stopped unexpectedly (signal SIGKILL); starting a new one" in caplog.text
@@ -111,16 +108,15 @@ def test_a_port_in_use_is_found_before_anything_is_forked(tmp_path: Path) -> Non
 
 def test_a_process_that_dies_unready_is_seen_at_once_though_its_own_child_holds_the_pipe(tmp_path: Path) -> None:
     """init() may fork (a multiprocessing pool): such a process keeps the readiness pipe open after its parent died."""
+
+    def served() -> None:
+        if os.fork() == 0:
+            time.sleep(3)
+            os._exit(0)
+        os._exit(3)
+
     started = time.monotonic()
-    status = supervise.supervise()
-    if status is None:
-        try:
-            if os.fork() == 0:
-                time.sleep(3)
-                os._exit(0)
-            os._exit(3)
-        finally:
-            os._exit(99)
+    status = _supervise(served)
     assert status == 3 and time.monotonic() - started < 2
 
 
