@@ -171,3 +171,40 @@ def setting(
     if callable(default):
         return field(default_factory=default, metadata=metadata, repr=not secret)
     return field(default=default, metadata=metadata, repr=not secret)
+
+
+# Framework names a model folder may be declared as: Azure ML's (`ScikitLearn`, `Onnx`, `TensorFlow`) and ours, in
+# any case, each to the name models/base.py uses.
+MODEL_FRAMEWORKS = {
+    "scikitlearn": "sklearn",
+    "sklearn": "sklearn",
+    "onnx": "onnx",
+    "tensorflow": "tensorflow",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+}
+
+
+def model_framework(raw: object) -> str | None:
+    value = text(raw)
+    if not value:
+        return None
+    try:
+        return MODEL_FRAMEWORKS[value.lower().replace("-", "").replace("_", "")]
+    except KeyError:
+        raise ValueError(f"expected one of ScikitLearn, Onnx, TensorFlow, XGBoost, LightGBM, got {raw!r}") from None
+
+
+def sha256_hex(raw: object) -> str | None:
+    value = text(raw).lower()
+    if not value:
+        return None
+    if len(value) != 64 or any(char not in "0123456789abcdef" for char in value):
+        raise ValueError(f"expected a SHA-256 digest as 64 hexadecimal characters, got {raw!r}")
+    return value
+
+
+def optional_megabytes(raw: object) -> int | None:
+    """A memory budget in MiB; empty or 0 means none."""
+    value = text(raw)
+    return integer(0)(value) or None if value else None

@@ -3,7 +3,9 @@
 ScoringRuntimeError
 ├── StartupError                 the server cannot start: exit code 3, nothing served
 │   ├── ConfigError              a setting has an invalid value
-│   └── ScriptLoadError          score.py cannot be found, imported, validated or initialised
+│   ├── ScriptLoadError          score.py cannot be found, imported, validated or initialised
+│   └── ModelLoadError           a model folder cannot be served: ambiguous, unreadable, or a framework missing
+│       └── ModelRefused         a model file holds what the operator did not trust, or fails its pinned digest
 ├── ModelNotFoundError           get_model_path() was asked for a model that is not deployed (also a LookupError)
 ├── StreamAborted                a streamed response failed after its status was sent: the connection is cut
 └── HTTPError                    answered to the client as {"message": ...}; app.py turns it into a response
@@ -17,6 +19,7 @@ ScoringRuntimeError
     ├── ClientClosedRequest      499: the client went away before its body was complete (nobody reads the answer)
     ├── Overloaded               503 with Retry-After: every run slot is busy and the wait queue is full
     ├── WorkerRestarting         503 with Retry-After: the request was waiting in a worker that is being replaced
+    ├── ModelUnavailable         503: a model of a multi-model folder failed to load, or is being unloaded
     ├── RunFailed                500: run() raised (x-ms-run-function-failed: True)
     ├── ScoringTimeout           500: run() took longer than SCORING_TIMEOUT_MS (x-ms-run-function-failed: True)
     ├── WorkerTimeout            500: run() was still running after WORKER_TIMEOUT; its worker is replaced
@@ -46,6 +49,15 @@ class ConfigError(StartupError):
 
 class ScriptLoadError(StartupError):
     """The entry script could not be found, imported, validated or initialised."""
+
+
+class ModelLoadError(StartupError):
+    """A model folder or file cannot be served; the message says what was found and what to do."""
+
+
+class ModelRefused(ModelLoadError):
+    """A model file names something outside what the operator trusts (a pickle's class or function, a .skops type),
+    or its digest is not the pinned one; the message names the file and the refused name."""
 
 
 class ModelNotFoundError(ScoringRuntimeError, LookupError):
@@ -126,6 +138,13 @@ class WorkerRestarting(HTTPError):
 
     def __init__(self) -> None:
         super().__init__("The worker is being replaced. Retry the request.", {"Retry-After": "1"})
+
+
+class ModelUnavailable(HTTPError):
+    """A known model that cannot serve now: its load failed (the message says why; a later request tries again) or
+    it was unloaded through the repository API."""
+
+    status_code = HTTPStatus.SERVICE_UNAVAILABLE
 
 
 class HeaderTooLarge(HTTPError):

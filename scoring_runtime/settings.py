@@ -11,10 +11,11 @@ from pathlib import Path
 
 from scoring_runtime import config_values as values
 from scoring_runtime.config_values import setting
+from scoring_runtime.settings_models import ModelSettings
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(ModelSettings):
     app_root: Path = setting(
         "AML_APP_ROOT",
         lambda raw: Path(values.text(raw)),

@@ -18,19 +18,22 @@ import pytest
 from tests.helpers import ROOT
 
 PACKAGE = ROOT / "scoring_runtime"
-BASE = frozenset({"_version", "errors", "config", "config_values", "settings"})
+BASE = frozenset({"_version", "errors", "config", "config_values", "settings", "settings_models", "glibc"})
 # Our layers: what each may import of ours (its own modules always).
 ALLOWED: dict[str, frozenset[str]] = {
     "_version": frozenset(),
     "errors": frozenset(),
     "config_values": frozenset(),
-    "settings": frozenset({"config_values"}),
+    "settings": frozenset({"config_values", "settings_models"}),
+    "settings_models": frozenset({"config_values"}),
+    "glibc": frozenset(),
     "config": frozenset({"errors", "settings", "config_values"}),
     "contract": BASE,
     "azureml": BASE | {"contract"},
+    "models": BASE | {"contract"},
     "auth": BASE,
     "observability": BASE,
-    "app": BASE | {"contract", "azureml", "auth", "observability"},
+    "app": BASE | {"contract", "azureml", "auth", "observability", "models"},
     "serving": BASE | {"app", "auth", "observability"},
     "cli": BASE | {"serving"},
     "__main__": frozenset({"cli"}),
@@ -43,11 +46,14 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "errors": WEB | {"prometheus_client"},
     "config_values": WEB | {"prometheus_client"},
     "settings": WEB | {"prometheus_client"},
+    "settings_models": WEB | {"prometheus_client"},
+    "glibc": WEB | {"prometheus_client"},
     "config": WEB | {"prometheus_client"},
     "contract": WEB | {"prometheus_client"},
     # AMLResponse is a Starlette response (what run() returns is sent as it is): the one framework name allowed.
     "azureml": SERVERS | {"prometheus_client"},
     "auth": WEB | {"prometheus_client"},
+    "models": WEB | {"prometheus_client"},
     "observability": WEB,
     "app": SERVERS,
     "cli": WEB | {"prometheus_client"},

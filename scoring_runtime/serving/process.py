@@ -17,9 +17,10 @@ Elsewhere than glibc (musl, macOS) nothing changes.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import logging
+
+from scoring_runtime.glibc import LIBC, malloc_trim
 
 logger = logging.getLogger("azmlinfsrv")
 
@@ -32,31 +33,17 @@ _M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
 
 
-def _glibc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL(None)
-        libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-        libc.malloc_trim.argtypes = (ctypes.c_size_t,)
-    except (OSError, AttributeError):
-        return None
-    return libc
-
-
-_LIBC = _glibc()
-
-
 def keep_freed_memory(keep_mb: int) -> bool:
     """Keep up to `keep_mb` MiB of freed memory in the heap; 0 leaves the C library's policy. True if applied."""
-    if _LIBC is None or keep_mb <= 0:
+    if LIBC is None or keep_mb <= 0:
         return False
     # Setting one threshold stops glibc from moving either, so both are set.
-    applied: bool = _LIBC.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) == 1
-    return applied and bool(_LIBC.mallopt(_M_TRIM_THRESHOLD, keep_mb * 1024 * 1024) == 1)
+    applied: bool = LIBC.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) == 1
+    return applied and bool(LIBC.mallopt(_M_TRIM_THRESHOLD, keep_mb * 1024 * 1024) == 1)
 
 
 def give_back_freed_memory() -> None:
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
+    malloc_trim()
 
 
 class IdleTrim:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from scoring_runtime import create_app
+from scoring_runtime import create_app, glibc
 from scoring_runtime.serving import process as heap, server
 from scoring_runtime.serving.process import IdleTrim, keep_freed_memory
 from tests.conftest import ServerFactory
@@ -43,7 +43,7 @@ def _faults_per_wave(keep_mb: int) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(heap._LIBC is None, reason="the policy is glibc's")
+@pytest.mark.skipif(glibc.LIBC is None, reason="the policy is glibc's")
 def test_freed_memory_is_kept_for_reuse_instead_of_faulted_in_again() -> None:
     default, kept = _faults_per_wave(0), _faults_per_wave(256)
     assert default > 50  # glibc's own policy gives memory back and faults it in again...

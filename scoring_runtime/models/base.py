@@ -1,0 +1,68 @@
+"""What every model backend provides, and what loading one is given."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    # numpy only for the types: the app imports Scored for every script, and a plain script never loads numpy.
+    import numpy as np
+
+    from scoring_runtime.models.tensors import Signature
+
+# Our framework names; Azure ML's (`ScikitLearn`, `Onnx`, `TensorFlow`) map onto them in formats.py.
+SKLEARN = "sklearn"
+ONNX = "onnx"
+TENSORFLOW = "tensorflow"
+XGBOOST = "xgboost"
+LIGHTGBM = "lightgbm"
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What the operator trusts: set once from the settings, given to every load."""
+
+    trust_pickle: bool = False  # SCORING_TRUST_PICKLE: unpickle anything
+    sha256: str | None = None  # SCORING_MODEL_SHA256: the artifact's digest, lower-case hex
+    skops_trusted: tuple[str, ...] = ()  # SCORING_SKOPS_TRUSTED: types a .skops file may hold beyond skops' defaults
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A /score answer: the value the body encodes as JSON, and response headers that describe it."""
+
+    value: Any
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class Loaded:
+    """Facts about a load, for the metadata: warnings the framework raised while loading (a scikit-learn model
+    trained with another version), and the file that was read."""
+
+    path: Path
+    warnings: list[str] = field(default_factory=list)
+
+
+class ServedModel(Protocol):
+    """A loaded model. `score` and `infer` run on a run thread, several at once: they must be thread-safe."""
+
+    name: str
+    version: str | None
+    framework: str
+    signature: Signature
+    loaded: Loaded
+
+    def score(self, data: Any) -> Scored:
+        """Azure ML's /score contract for this framework; `data` is the parsed JSON body. Raises BadRequest for input
+        the model cannot take (named: which feature, which row, which method)."""
+        ...
+
+    def infer(self, inputs: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str] | None) -> dict[str, Any]:
+        """The Open Inference Protocol's call: decoded input tensors by name, the output names asked for (None: the
+        model's defaults). Returns numpy arrays by output name. Raises BadRequest for unknown names, wrong shapes or
+        datatypes."""
+        ...
