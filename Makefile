@@ -14,7 +14,7 @@ PYTEST_ARGS ?= -n 2
 
 .PRECIOUS: .venv-%/.installed
 
-.PHONY: run test test-main test-quick test-floor test-pythons lint typecheck install install-dev reference bench clean
+.PHONY: run test test-main test-quick test-floor test-pythons lint typecheck install install-dev reference kserve-client test-tensorflow bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,16 +45,27 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
-# Everything CI runs: lint, types, the suite with coverage, then at the dependency floors and on the other Pythons.
-test: lint typecheck test-main test-floor test-pythons
+# Everything CI runs: lint, types, the suite with coverage, then at the dependency floors and on the other Pythons,
+# and the TensorFlow backend in a venv of its own.
+test: lint typecheck test-main test-floor test-pythons test-tensorflow
 
 # The reference server (azmlinfsrv 1.5.1) in a venv of its own, as the benchmark uses it: tests compare our start-up
 # lines and the script's environment with what it produces.
 reference: $(VENV)/.installed-dev
 	cd benchmarks && ../$(BIN)/python -c 'from bench_servers import ensure_reference_venv; ensure_reference_venv()'
 
+# kserve's Python client, which tests/models/test_nocode_clients.py drives against our /v2 routes, in a venv of its
+# own: kserve 0.21 pins pandas below the releases the suite runs on.
+KSERVE_VERSION ?= 0.21.0
+.venv-kserve/.installed: | $(BIN)/python
+	rm -rf .venv-kserve && $(PYTHON) -m venv .venv-kserve
+	.venv-kserve/bin/pip install --quiet 'kserve==$(KSERVE_VERSION)'
+	touch $@
+
+kserve-client: .venv-kserve/.installed
+
 # The suite on $(PYTHON) at the newest releases, with branch coverage of every process it starts (gated).
-test-main: install-dev reference
+test-main: install-dev reference kserve-client
 	rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q
@@ -80,6 +91,19 @@ test-quick: install-dev
 	.venv-$*/bin/pip install --quiet -e '.[test]'
 	touch $@
 
+# TensorFlow SavedModels: tensorflow is a large optional extra (about 600 MB), tested on its own; the main suite skips
+# tests/models/test_tensorflow_model.py, and its coverage is measured here.
+.venv-tf/.installed: pyproject.toml
+	rm -rf .venv-tf && $(PYTHON) -m venv .venv-tf
+	.venv-tf/bin/python -m pip install --quiet --upgrade pip
+	.venv-tf/bin/pip install --quiet -e '.[test,tensorflow]'
+	touch $@
+
+test-tensorflow: .venv-tf/.installed
+	.venv-tf/bin/python -m coverage run --rcfile=/dev/null --branch --data-file=.coverage-tf \
+	  --include='scoring_runtime/models/tensorflow_model.py' -m pytest -p no:cacheprovider tests/models/test_tensorflow_model.py
+	.venv-tf/bin/python -m coverage report --rcfile=/dev/null --data-file=.coverage-tf --show-missing --fail-under=90
+
 test-floor: .venv-floor/.installed
 	.venv-floor/bin/python -m pytest $(PYTEST_ARGS) -p no:cacheprovider
 
@@ -102,4 +126,5 @@ bench: $(VENV)/.installed-bench
 	  $(BIN)/python benchmarks/report.py $$out --out-dir $(BENCH_REPORT_DIR)
 
 clean:
-	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* benchmarks/.venv-ref
+	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* .coverage-tf benchmarks/.venv-ref \
+	  benchmarks/.venv-mlserver

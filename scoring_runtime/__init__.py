@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from scoring_runtime.azureml.models import get_model_path
     from scoring_runtime.config import Settings, load_settings
     from scoring_runtime.errors import ModelNotFoundError, ScoringRuntimeError
+    from scoring_runtime.models.script_models import leased_model, load_model
 
 _HOMES = {
     "AMLRequest": "scoring_runtime.azureml",
@@ -29,6 +30,8 @@ _HOMES = {
     "load_settings": "scoring_runtime.config",
     "ModelNotFoundError": "scoring_runtime.errors",
     "ScoringRuntimeError": "scoring_runtime.errors",
+    "load_model": "scoring_runtime.models.script_models",
+    "leased_model": "scoring_runtime.models.script_models",
 }
 
 __all__ = [
@@ -41,6 +44,8 @@ __all__ = [
     "__version__",
     "create_app",
     "get_model_path",
+    "leased_model",
+    "load_model",
     "load_settings",
     "rawhttp",
 ]

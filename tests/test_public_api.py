@@ -15,11 +15,13 @@ PUBLIC = {
     "rawhttp": "scoring_runtime.contract.rawhttp",
     "get_model_path": "scoring_runtime.azureml.models",
     "ScoringApp": "scoring_runtime.app.application",
-    "create_app": "scoring_runtime.app.application",
+    "create_app": "scoring_runtime.app.embedding",
     "Settings": "scoring_runtime.settings",
     "load_settings": "scoring_runtime.config",
     "ModelNotFoundError": "scoring_runtime.errors",
     "ScoringRuntimeError": "scoring_runtime.errors",
+    "load_model": "scoring_runtime.models.script_models",
+    "leased_model": "scoring_runtime.models.script_models",
 }
 
 

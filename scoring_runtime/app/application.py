@@ -25,7 +25,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from scoring_runtime._version import __version__
 from scoring_runtime.app.cors import Cors
 from scoring_runtime.app.hot_routes import HotRoutes
-from scoring_runtime.app.lifecycle import Preloaded, finish_async_init, load_user_script
+from scoring_runtime.app.lifecycle import Preloaded, finish_async_init, load_models, load_user_script
+from scoring_runtime.app.open_inference import LOGGED_PREFIXES, OpenInference
 from scoring_runtime.app.request_context import ID_CHECKED, RequestContext
 from scoring_runtime.app.responses import (
     FAILED_HEADER,
@@ -35,10 +36,17 @@ from scoring_runtime.app.responses import (
     options_response,
 )
 from scoring_runtime.app.scoring import ABANDON_GRACE_S, Scorer
+from scoring_runtime.app.served_models import (
+    score_script,
+    script_catalogue,
+    script_repository,
+    served_model_schemas,
+    serves_models_only,
+)
 from scoring_runtime.app.swagger import DEFAULT_VERSION, ServiceInfo, Swaggers, build as build_swaggers
 from scoring_runtime.auth import Authenticator, authenticator as build_authenticator
 from scoring_runtime.azureml.forms import parse_query
-from scoring_runtime.config import Settings, load_settings
+from scoring_runtime.config import Settings
 from scoring_runtime.contract.loading import run_init
 from scoring_runtime.contract.runner import RunThreads
 from scoring_runtime.contract.script import UserScript
@@ -64,6 +72,7 @@ class ScoringApp:
     ) -> None:
         self.settings = settings
         self._script: UserScript | None = preloaded.script if preloaded is not None else None
+        self._catalogue = preloaded.catalogue if preloaded is not None else None
         self._init_seconds: float | None = preloaded.init_seconds if preloaded is not None else None
         # Built from the settings unless the server already built it (once, before forking workers).
         auth = authenticator if authenticator is not None else build_authenticator(settings)
@@ -91,12 +100,18 @@ class ScoringApp:
             self._metrics = Metrics(labels)
             self._runner.on_abandoned = self._metrics.run_abandoned
             routes.append(Route(METRICS_PATH, self._metrics_page, methods=["GET"]))
+        # Without an entry script, the model folder's models are also served over the Open Inference Protocol.
+        self._models_only = serves_models_only(settings)
+        # (and a typed script's run() is too).
+        self._open_inference = OpenInference(self._auth)
+        routes += self._open_inference.routes()
         handlers: Mapping[Any, Any] = {HTTPError: handle_http_error, HTTPException: handle_routing_error}
         router = Starlette(routes=routes, exception_handlers=handlers)
         router.router.redirect_slashes = False
         hot = {(method, f"{prefix}/score"): self._score for prefix in prefixes for method in ("GET", "POST")}
         hot |= {("GET", f"{prefix}/"): self._health for prefix in prefixes}
-        app: ASGIApp = HotRoutes(hot, error_response, router)
+        self._hot = HotRoutes(hot, error_response, router)
+        app: ASGIApp = self._hot
         if settings.cors_origins:
             logger.info("Enabling CORS for the following origins: %s", ", ".join(settings.cors_origins))
             app = Cors(app, settings.cors_origins, frozenset(route.path for route in routes))
@@ -113,6 +128,7 @@ class ScoringApp:
             logged_paths=logged_paths,
             metrics=self._metrics,
             telemetry=self._telemetry,
+            logged_prefixes=LOGGED_PREFIXES,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -213,6 +229,11 @@ class ScoringApp:
     async def _startup(self) -> None:
         self._runner.start()
         script = self._script
+        if script is None and self._models_only:
+            started = time.perf_counter()
+            self._catalogue = await self._runner.submit(load_models, self.settings)
+            self._init_seconds = time.perf_counter() - started
+            script = self._script = score_script(self._catalogue)
         if script is None:
             script = load_user_script(self.settings)
             started = time.perf_counter()
@@ -225,8 +246,12 @@ class ScoringApp:
             self._metrics.init_seconds.set(self._init_seconds)
         settings = self.settings
         info = ServiceInfo(settings.service_name, settings.service_version, settings.service_path_prefix)
-        self._swaggers = build_swaggers(script.run, info, settings.app_root)
+        catalogue = self._catalogue
+        model_schemas = served_model_schemas(catalogue) if catalogue is not None else None
+        self._swaggers = build_swaggers(script.run, info, settings.app_root, model_schemas)
         self._scorer = Scorer(script, self._runner, settings, self._metrics)
+        self._open_inference.attach(catalogue or script_catalogue(script, settings), self._scorer, script_repository())
+        self._hot.routes.update(self._open_inference.hot_routes())
         logger.info("Scoring timeout is set to %d", settings.scoring_timeout_ms)
         logger.info("Worker with pid %d ready for serving traffic", os.getpid())
 
@@ -268,20 +293,3 @@ class ScoringApp:
         response = Response(self._swaggers.get(version), media_type="application/json")
         response.raw_headers.append((FAILED_HEADER, b"False"))
         return response
-
-
-def create_app(
-    entry_script: str | os.PathLike[str] | None = None, model_dir: str | os.PathLike[str] | None = None, **settings: Any
-) -> ScoringApp:
-    """The ASGI app for a score.py, for tools that embed scoring_runtime.
-
-    Keyword settings (field names of `scoring_runtime.config.Settings`) win over the environment and config file.
-    The app's lifespan imports the script and calls init(); serve it with lifespan enabled.
-    """
-    overrides = {"entry_script": entry_script, "model_dir": model_dir, **settings}
-    loaded, warnings = load_settings(
-        {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in overrides.items()}
-    )
-    for warning in warnings:
-        logger.warning(warning)
-    return ScoringApp(loaded)

@@ -23,7 +23,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 class HotRoutes:
     def __init__(
-        self, routes: Mapping[tuple[str, str], Endpoint], on_error: Callable[[HTTPError], Response], app: ASGIApp
+        self, routes: Mapping[tuple[str, str], Endpoint], on_error: Callable[[HTTPError, str], Response], app: ASGIApp
     ) -> None:
         self.routes = dict(routes)
         self.on_error = on_error
@@ -37,5 +37,5 @@ class HotRoutes:
         try:
             response = await endpoint(Request(scope, receive))
         except HTTPError as exc:
-            response = self.on_error(exc)
+            response = self.on_error(exc, scope["path"])
         await response(scope, receive, send)

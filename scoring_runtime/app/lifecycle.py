@@ -9,6 +9,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from scoring_runtime.app.served_models import (
+    Catalogue,
+    configure_script_models,
+    load_catalogue,
+    score_script,
+    serves_models_only,
+)
 from scoring_runtime.azureml import register_azureml_aliases
 from scoring_runtime.config import Settings
 from scoring_runtime.contract.loading import (
@@ -19,7 +26,7 @@ from scoring_runtime.contract.loading import (
     run_init,
 )
 from scoring_runtime.contract.script import UserScript
-from scoring_runtime.errors import ScriptLoadError
+from scoring_runtime.errors import StartupError
 
 logger = logging.getLogger("azmlinfsrv")
 
@@ -30,6 +37,7 @@ class Preloaded:
 
     script: UserScript
     init_seconds: float
+    catalogue: Catalogue | None = None  # the models served when there is no entry script
 
 
 def load_user_script(settings: Settings) -> UserScript:
@@ -37,8 +45,20 @@ def load_user_script(settings: Settings) -> UserScript:
     register_azureml_aliases()
     export_environment(settings)
     try:
+        configure_script_models(settings)
         return load_script(settings)
-    except ScriptLoadError:
+    except StartupError:
+        log_model_dir(settings.model_dir)
+        raise
+
+
+def load_models(settings: Settings) -> Catalogue:
+    """The model folder's models, for a deployment without an entry script; its contents are logged on failure."""
+    export_environment(settings)
+    try:
+        return load_catalogue(settings)
+    except StartupError as exc:
+        logger.error("%s", exc)
         log_model_dir(settings.model_dir)
         raise
 
@@ -55,7 +75,12 @@ async def finish_async_init(pending: Any, model_dir: str | None) -> None:
 
 
 def preload(settings: Settings) -> Preloaded:
-    """Import the script and run init() in this process, on this thread. Raises ScriptLoadError."""
+    """Import the script and run init() in this process, on this thread; or load the model folder's models when there
+    is no script. Raises ScriptLoadError or ModelLoadError."""
+    started = time.perf_counter()
+    if serves_models_only(settings):
+        catalogue = load_models(settings)
+        return Preloaded(score_script(catalogue), time.perf_counter() - started, catalogue)
     script = load_user_script(settings)
     started = time.perf_counter()
     pending = run_init(script, settings.model_dir)

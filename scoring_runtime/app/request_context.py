@@ -121,6 +121,7 @@ class RequestContext:
         id_checked: Mapping[str, frozenset[str]] = ID_CHECKED,
         logged_paths: frozenset[str] = frozenset({"/score", "/swagger.json"}),
         metrics: Metrics | None = None,
+        logged_prefixes: tuple[str, ...] = (),
         telemetry: Telemetry | None = None,
     ) -> None:
         self.app = app
@@ -129,6 +130,7 @@ class RequestContext:
         # its blueprint's views (an unknown path or an unrouted method is answered 404 or 405 before the check).
         self.id_checked = id_checked
         self.logged_paths = logged_paths
+        self.logged_prefixes = logged_prefixes  # routes with path parameters: the /v2 and /v1 model routes
         self.metrics = metrics
         self.access_log = AccessLog()
         # Request telemetry, for the requests that get an access line (the reference's: not `GET /`).
@@ -151,7 +153,7 @@ class RequestContext:
                     route.count(431, time.perf_counter() - start)
                 return
             ids = RequestIds("", "", "", None)
-        traced = path in self.logged_paths
+        traced = path in self.logged_paths or path.startswith(self.logged_prefixes)
         logged = traced and access_logger.isEnabledFor(20)
         # Telemetry's export queue, when this request is traced and the export has started in this process.
         export = self.telemetry.requests if traced and self.telemetry is not None else None

@@ -1,4 +1,5 @@
-"""The one place errors become responses: `{"message": ...}` with the reference's x-ms-run-function-failed header."""
+"""The one place errors become responses: `{"message": ...}` with the reference's x-ms-run-function-failed header,
+or `{"error": ...}` on the Open Inference Protocol's and TensorFlow Serving's routes, as those protocols answer."""
 
 from __future__ import annotations
 
@@ -19,8 +20,15 @@ NOT_FOUND_MESSAGE = (
 ROUTING_405_MESSAGE = "The method is not allowed for the requested URL."
 
 
-def error_response(exc: HTTPError) -> Response:
+# The paths of the protocols whose error body is `{"error": message}`.
+PROTOCOL_PREFIXES = ("/v2/", "/v1/models/")
+
+
+def error_response(exc: HTTPError, path: str = "") -> Response:
     """An HTTPError as the client gets it."""
+    if path.startswith(PROTOCOL_PREFIXES) or path == "/v2":
+        body = json.dumps({"error": exc.message})
+        return Response(body, status_code=exc.status_code, headers=exc.headers, media_type="application/json")
     return _json_error(exc.status_code, exc.message, exc.run_function_failed, exc.headers)
 
 
@@ -39,14 +47,15 @@ def _json_error(status_code: int, message: str, failed: bool, headers: Mapping[s
 async def handle_http_error(request: Request, exc: Exception) -> Response:
     """Starlette's exception handler for HTTPError, raised by any endpoint."""
     assert isinstance(exc, HTTPError)
-    return error_response(exc)
+    return error_response(exc, request.scope["path"])
 
 
 async def handle_routing_error(request: Request, exc: Exception) -> Response:
     """Starlette's own 404 and 405, in the reference's words and shape."""
     assert isinstance(exc, HTTPException)
+    path = request.scope["path"]
     if exc.status_code == 404:
-        return error_response(NotFound(NOT_FOUND_MESSAGE))
+        return error_response(NotFound(NOT_FOUND_MESSAGE), path)
     if exc.status_code == 405:
-        return error_response(MethodNotAllowed(ROUTING_405_MESSAGE, dict(exc.headers or {})))
+        return error_response(MethodNotAllowed(ROUTING_405_MESSAGE, dict(exc.headers or {})), path)
     return _json_error(exc.status_code, exc.detail, False, exc.headers)

@@ -29,6 +29,7 @@ from scoring_runtime.errors import (
     PayloadTooLarge,
     ScoringTimeout,
 )
+from scoring_runtime.models.base import Scored
 from scoring_runtime.observability.metrics import Metrics
 
 logger = logging.getLogger("azmlinfsrv")
@@ -72,10 +73,10 @@ class Scorer:
             if method == "HEAD":
                 raise MethodNotAllowed("Method not allowed")
         # Refused before the body is read: an overloaded server should not spend time on what it will not score.
-        self._admit(script)
+        self._admit(script.is_async)
         body = await self._read_body(request)
         # And again after: while a slow body arrived, others may have filled the queue, which must stay bounded.
-        self._admit(script)
+        self._admit(script.is_async)
         try:
             if script.is_async:
                 self._async_outstanding += 1
@@ -97,8 +98,27 @@ class Scorer:
             response.stream = self._chunks(response.stream)
         return response
 
-    def _admit(self, script: UserScript) -> None:
-        outstanding = self._async_outstanding if script.is_async else self.runner.outstanding
+    async def serve(self, request: Request, job: Callable[[bytes], Response]) -> Response:
+        """Another route's work on a run thread under /score's rules: admission (503 when the queue is full), the
+        body limit (413), the scoring timeout; `job` gets the body and builds the response there."""
+        self._admit()
+        body = await self._read_body(request)
+        self._admit()
+        future = self.runner.submit(job, body)
+        if self._deadlines is not None:
+            self._deadlines.watch(future)
+        try:
+            return await future
+        except HTTPError as error:
+            if self.metrics is not None:
+                self.metrics.scoring_failed(error)
+            raise
+        except Exception:
+            logger.exception("Encountered Exception")
+            raise InternalError() from None
+
+    def _admit(self, is_async: bool = False) -> None:
+        outstanding = self._async_outstanding if is_async else self.runner.outstanding
         if outstanding >= self._capacity:
             if self.metrics is not None:
                 self.metrics.queue_rejections.inc()
@@ -192,6 +212,8 @@ def _arguments(script: UserScript, scope: Scope, body: bytes) -> dict[str, Any]:
         kwargs = payload.run_arguments(data, script.parameters, script.required)
     elif script.mode is Mode.PLAIN:
         kwargs = {script.input_parameter: payload.plain_input(method, body, query)}
+    elif script.mode is Mode.MODEL:
+        kwargs = {script.input_parameter: payload.model_input(method, body, query)}
     else:
         kwargs = {script.input_parameter: AMLRequest(scope, body)}
     if script.wants_headers:
@@ -216,7 +238,11 @@ def _respond(result: Any, elapsed_ms: float) -> Response:
             result.raw_headers.append((FAILED_HEADER, b"True"))
         result.raw_headers.append(exec_ms)
         return result
+    headers: tuple[tuple[str, str], ...] = ()
+    if isinstance(result, Scored):  # a model's answer, with headers that describe it (the method, the classes)
+        result, headers = result.value, result.headers
     body, media_type = payload.encode_result(result)
     response = Response(body, media_type=media_type)
     response.raw_headers.extend(((FAILED_HEADER, b"False"), exec_ms))
+    response.raw_headers.extend((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
     return response

@@ -65,10 +65,19 @@ class ServiceInfo:
     path_prefix: str  # "" or "/segment[/segment...]"
 
 
-def build(run: Callable[..., Any], info: ServiceInfo, app_root: Path) -> Swaggers:
-    """Every document this script's server serves: the user's files first, then generated ones."""
+def build(
+    run: Callable[..., Any],
+    info: ServiceInfo,
+    app_root: Path,
+    model_schemas: tuple[dict[str, Any], dict[str, Any]] | None = None,
+) -> Swaggers:
+    """Every document this script's server serves: the user's files first, then generated ones; without a script,
+    from the served model's own schema (`model_schemas`: the /score body's and the answer's)."""
     user = {version: _user_document(app_root, version) for version in ALIASES}
-    if schema.is_decorated(run):
+    if model_schemas is not None:
+        service_input, service_output = model_schemas
+        possible = frozenset(_SCHEMA_VERSION.values())
+    elif schema.is_decorated(run):
         service_input, service_output, possible = schema.swagger_schemas(run)
     else:
         service_input, service_output, possible = PLACEHOLDER, PLACEHOLDER, frozenset(_SCHEMA_VERSION.values())

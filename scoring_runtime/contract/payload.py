@@ -79,6 +79,15 @@ def typed_input(method: str, body: bytes, query_string: bytes, content_type: str
     return data
 
 
+def model_input(method: str, body: bytes, query_string: bytes) -> Any:
+    """What a model served without a script is given: the JSON body (any JSON value), or the GET query's values."""
+    if method == "GET":
+        return query_values(query_string)
+    if not body:
+        raise BadRequest('POST body is empty. Expecting JSON, such as {"data": [[...]]}.')
+    return parse_json(body)
+
+
 def mimetype_of(content_type: str | None) -> str:
     """`Application/JSON; charset=utf-8` -> `application/json`; no Content-Type -> ``."""
     return (content_type or "").split(";", 1)[0].strip().lower()

@@ -12,7 +12,7 @@ from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 from scoring_runtime.contract import schema
-from scoring_runtime.errors import BadRequest, RunFailed
+from scoring_runtime.errors import BadRequest, HTTPError, ModelUnavailable, NotFound, RunFailed
 
 if TYPE_CHECKING:
     # convert imports numpy and pandas (about 30 MiB and 0.3 s): loaded only for typed scripts, which need them anyway.
@@ -27,6 +27,7 @@ class Mode(enum.Enum):
     PLAIN = "plain"  # run(data) gets the body as text
     TYPED = "typed"  # inference-schema decorated: run(**parameters) from a JSON object
     RAW = "raw"  # @rawhttp: run(request) gets the request object
+    MODEL = "model"  # a model served without a script: run(data) gets the parsed JSON body (or the GET query)
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,12 @@ class UserScript:
             return self.fast.target
         return self.run
 
-    def _failure(self, exc: BaseException, supplied: dict[str, Any]) -> BadRequest | RunFailed:
+    def _failure(self, exc: BaseException, supplied: dict[str, Any]) -> HTTPError:
         """What the client gets for `exc`: 400 for a value of theirs that inference-schema rejected, else 500."""
+        if isinstance(exc, HTTPError) and (self.mode is Mode.MODEL or isinstance(exc, (ModelUnavailable, NotFound))):
+            # A served model's own answer to bad input (400), or the model repository's to a script's load_model()
+            # (an unknown model: 404; one that failed to load: 503): ours to tell the client, not a failure of run().
+            return exc
         rejected = self._rejected(exc)
         if rejected is not None:
             parameter, message = rejected

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from scoring_runtime.app import script_environment
+from scoring_runtime.app import script_environment, serves_models_only
 from scoring_runtime.config import INVALID_INSTRUMENTATION_KEY, Settings
 
 logger = logging.getLogger("azmlinfsrv")
@@ -67,6 +67,8 @@ def reference_lines(settings: Settings, warnings: Sequence[str]) -> list[str]:
     lines += ["", "", "Server Routes", "-" * 15]
     lines.append(f"Liveness Probe: GET   127.0.0.1:{seen['HEALTH_PORT']}/")
     lines.append(f"Score:          POST  127.0.0.1:{seen['SERVER_PORT']}/score")
+    if serves_models_only(settings):
+        lines.append(f"Infer (V2):     POST  127.0.0.1:{seen['SERVER_PORT']}/v2/models/<name>/infer")
     return [*lines, ""]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from scoring_runtime._version import __version__
+from scoring_runtime.app import serves_models_only
 from scoring_runtime.auth import authenticator as build_authenticator
 from scoring_runtime.config import Settings
 from scoring_runtime.observability.log import configure_logging, install_print_hook
@@ -41,7 +42,10 @@ def run(settings: Settings, warnings: list[str] | None = None) -> int:
 def _log_banner(settings: Settings) -> None:
     """What we tell beyond the reference's lines (the model folder and config file are in those already)."""
     logger.info("scoring_runtime %s", __version__)
-    logger.info("Entry script: %s", settings.entry_script_path() or "main (from sys.path)")
+    if serves_models_only(settings):
+        logger.info("No entry script: serving the model folder %s as it is", settings.model_dir)
+    else:
+        logger.info("Entry script: %s", settings.entry_script_path() or "main (from sys.path)")
     logger.info("Workers: %d, run() concurrency per worker: %d", settings.worker_count, settings.max_concurrency)
     ports = f"{settings.port}" + (f", health {settings.health_port}" if settings.health_port else "")
     logger.info("Listening on %s port %s", settings.host, ports)
