@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,20 @@ if TYPE_CHECKING:
     import numpy as np
 
     from scoring_runtime.models.tensors import Signature
+
+# The header that names the classes whose columns a /score answer holds, as compact JSON (ASCII: non-ASCII labels
+# are \u escapes, as headers need); left out past MAX_CLASSES_HEADER characters, as clients cap a response head near
+# 16 KiB.
+CLASSES_HEADER = "x-ms-model-classes"
+MAX_CLASSES_HEADER = 4096
+
+
+def classes_header(classes: Sequence[Any] | None) -> str | None:
+    if classes is None:
+        return None
+    text = json.dumps(list(classes), separators=(",", ":"))
+    return text if len(text) <= MAX_CLASSES_HEADER else None
+
 
 # Our framework names; Azure ML's (`ScikitLearn`, `Onnx`, `TensorFlow`) map onto them in formats.py.
 SKLEARN = "sklearn"

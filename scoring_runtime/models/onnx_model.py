@@ -7,7 +7,6 @@ probability} map per row; we answer them dense, one column per label, with the l
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,11 @@ from typing import Any
 import numpy as np
 
 from scoring_runtime.errors import BadRequest, ModelLoadError
-from scoring_runtime.models.base import ONNX, Loaded, LoadOptions, Scored
+from scoring_runtime.models.base import CLASSES_HEADER, ONNX, Loaded, LoadOptions, Scored, classes_header
 from scoring_runtime.models.onnx_graph import Label, ModelHeader, is_zipmap, read_header, tensor_spec, zipmap_labels
 from scoring_runtime.models.onnx_inputs import from_json, from_tensor
 from scoring_runtime.models.tensors import Signature, TensorSpec, numpy_dtype
 from scoring_runtime.models.trust import verify_digest
-
-CLASSES_HEADER = "x-ms-model-classes"
 
 
 def load_onnx(
@@ -177,7 +174,8 @@ class OnnxModel:
 
     def _classes_header(self) -> tuple[tuple[str, str], ...]:
         labels = next((self._labels[output] for output in self._output_names if output in self._labels), None)
-        return () if labels is None else ((CLASSES_HEADER, json.dumps(labels)),)
+        header = classes_header(labels)
+        return () if header is None else ((CLASSES_HEADER, header),)
 
 
 def _runtime(path: Path) -> Any:

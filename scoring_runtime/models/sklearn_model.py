@@ -4,7 +4,6 @@ fitted estimator loaded from a .skops, .joblib, .pkl or .pickle file."""
 from __future__ import annotations
 
 import importlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from scoring_runtime.errors import BadRequest, ModelLoadError
-from scoring_runtime.models.base import SKLEARN, Loaded, LoadOptions, Scored
+from scoring_runtime.models.base import CLASSES_HEADER, SKLEARN, Loaded, LoadOptions, Scored, classes_header
 from scoring_runtime.models.sklearn_inputs import from_data, from_tensors
 from scoring_runtime.models.sklearn_signature import (
     CLASS_COLUMNS,
@@ -29,10 +28,6 @@ from scoring_runtime.models.tensors import numpy_dtype
 
 BODY_KEYS = ("data", "method", "with_classes")
 METHOD_HEADER = "x-ms-model-method"
-CLASSES_HEADER = "x-ms-model-classes"
-# Past this, the classes stay out of the headers (clients cap a response head near 16 KiB); `with_classes` still
-# gives them in the body.
-MAX_CLASSES_HEADER = 4096
 # scikit-learn's InconsistentVersionWarning, raised on unpickling an estimator saved by another version.
 _SAVED_BY = re.compile(r"from version (\S+) when using version")
 
@@ -68,7 +63,7 @@ class SklearnModel:
         self.facts: Facts = read_facts(estimator, methods)
         self.signature = signature(self.facts)
         self._calls = {method: getattr(estimator, method) for method in methods}
-        self._classes_header = _classes_header(self.facts.classes)
+        self._classes_header = classes_header(self.facts.classes)
 
     def score(self, data: Any) -> Scored:
         """Azure ML's body, `{"data": [[...], ...], "method": "predict", "with_classes": false}`, answered with the
@@ -189,13 +184,6 @@ def _as_bytes(array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     encoded[:] = [item.encode() if isinstance(item, str) else item for item in array.ravel().tolist()]
     shaped: np.ndarray[Any, Any] = encoded.reshape(array.shape)
     return shaped
-
-
-def _classes_header(classes: list[Any] | None) -> str | None:
-    if classes is None:
-        return None
-    text = json.dumps(classes, separators=(",", ":"))  # ASCII: non-ASCII labels are \u escapes, as headers need
-    return text if len(text) <= MAX_CLASSES_HEADER else None
 
 
 def _check_fitted(estimator: object, path: Path) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ServerFactory
-from tests.helpers import Server
+from tests.helpers import SAMPLES, Server
 
 pytestmark = pytest.mark.slow
 
@@ -157,3 +157,20 @@ def test_a_pickle_naming_code_is_refused(serve: ServerFactory, tmp_path: Path) -
     assert server.wait_exit(60) == 3
     assert "os.system" in server.log() or "posix.system" in server.log()
     assert not (tmp_path / "pwned").exists()
+
+
+def test_the_samples_answer_as_their_readmes_say(serve: ServerFactory) -> None:
+    request = (SAMPLES / "iris" / "sample-request.json").read_bytes()
+    headers = {"content-type": "application/json"}
+    iris = serve(None, "--model_dir", str(SAMPLES / "iris" / "model"), "--model_name", "iris")
+    probabilities = iris.post("/score", content=request, headers=headers).json()
+    assert np.allclose(
+        probabilities,
+        [[0.981657, 0.018343, 0.0], [0.002118, 0.874229, 0.123653], [1e-06, 0.003937, 0.996062]],
+        atol=1e-6,
+    )
+    onnx = serve(None, "--model_dir", str(SAMPLES / "iris-onnx" / "model"), "--model_name", "iris")
+    answer = onnx.post("/score", content=request, headers=headers)
+    assert answer.json()["output_label"] == [0, 1, 2]
+    assert np.allclose(answer.json()["output_probability"], probabilities, atol=1e-4)
+    assert answer.headers["x-ms-model-classes"] == "[0,1,2]"

@@ -118,7 +118,7 @@ def test_score_zipmap_answers_dense_probabilities_and_the_classes_header(models:
     scored = model.score({"data": X32[:3].tolist()})
     assert scored.value["output_label"] == classifier.predict(X32[:3]).tolist()
     np.testing.assert_allclose(scored.value["output_probability"], classifier.predict_proba(X32[:3]), rtol=1e-4)
-    assert dict(scored.headers) == {"x-ms-model-classes": "[0, 1, 2]"}
+    assert dict(scored.headers) == {"x-ms-model-classes": "[0,1,2]"}
     inferred = model.infer({"X": X32[:3]}, ["output_probability"])["output_probability"]
     assert inferred.dtype == np.float32
     np.testing.assert_allclose(inferred, scored.value["output_probability"])
