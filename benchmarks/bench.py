@@ -1,10 +1,11 @@
 """Side-by-side throughput, latency, CPU and memory of scoring_runtime, the reference azmlinfsrv and a bare floor.
 
 Usage: python benchmarks/bench.py [--duration 3] [--rounds 3] [--warmup 1] [--quick] [--scenarios a,b]
-       [--servers wire,floor,scoring_runtime:1,reference] [--concurrency 1,8,64] [--out results/<UTC time>.jsonl]
+       [--servers wire,floor,scoring_runtime:1,reference,mlserver] [--concurrency 1,8,64] [--out results/<time>.jsonl]
 
 For every scenario (bench_scenarios.py) and server (wire_app.py's bare sockets, floor_app.py's floor, scoring_runtime
-and the reference with 1 and 2 workers), every server pinned to core 1 and wrk to core 0:
+and the reference with 1 and 2 workers; the no-code scenarios of bench_nocode.py name their own, one worker each,
+MLServer among them), every server pinned to core 1 and wrk to core 0:
 1. alone, one server at a time: spawn, time the first 200 on `GET /` (cold start) and on the scenario's POST, check
    that answer against the floor's, read the idle PSS, load it at the highest concurrency, read the PSS again;
 2. all servers up at once: for each concurrency, a warm-up of each, then `--rounds` timed wrk runs of each in
@@ -25,6 +26,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from bench_nocode import mlserver_versions
 from bench_scenarios import HERE, SCENARIOS, Scenario
 from bench_servers import (
     ALL_SERVERS,
@@ -32,6 +34,7 @@ from bench_servers import (
     RunningServer,
     ServerKind,
     core_busy_seconds,
+    ensure_mlserver_venv,
     ensure_reference_venv,
     http,
     versions,
@@ -45,13 +48,20 @@ class Context:
         self.args, self.ref_python, self.log_dir = args, ref_python, log_dir
         self.started = time.monotonic()
         self.done = 0
-        self.total = len(args.scenarios) * len(args.servers) * len(args.concurrency) * args.rounds
+        self.total = sum(len(kinds(s, args.servers)) for s in args.scenarios) * len(args.concurrency) * args.rounds
 
     def progress(self, text: str) -> None:
         print(f"[{self.done}/{self.total} {(time.monotonic() - self.started) / 60:4.1f} min] {text}", flush=True)
 
 
+def kinds(scenario: Scenario, servers: list[ServerKind]) -> list[ServerKind]:
+    """The chosen servers that take part in the scenario."""
+    return [kind for kind in servers if scenario.takes(kind.name, kind.workers)]
+
+
 def same_answer(scenario: Scenario, answer: bytes, expected: bytes) -> bool:
+    if scenario.same is not None:
+        return scenario.same(answer, expected)
     if scenario.content_type != "application/json":
         return answer == expected
     try:
@@ -71,17 +81,17 @@ def alone(kind: ServerKind, scenario: Scenario, body: Path, expected: bytes, ctx
     server = start(kind, scenario, ctx, "alone")
     try:
         cold_start = server.wait_ready()
-        status, answer = http("POST", server.url + "/score", body.read_bytes(), scenario.content_type)
+        status, answer = http("POST", server.url + scenario.path, body.read_bytes(), scenario.content_type)
         first_score = time.monotonic() - server.spawned
         if status != 200:
             raise RuntimeError(f"{kind.label} answered {status} to {scenario.name}: {answer[:300]!r}")
         matches = same_answer(scenario, answer, expected)
         if not matches:
-            print(f"  WARNING: {kind.label}'s answer differs from the floor's: {answer[:120]!r}", flush=True)
+            print(f"  WARNING: {kind.label}'s answer differs from the expected: {answer[:120]!r}", flush=True)
         time.sleep(0.5)
         idle = server.pss_mib()
         loaded = run_wrk(
-            server.url + "/score", body, scenario.content_type, max(ctx.args.concurrency), ctx.args.duration
+            server.url + scenario.path, body, scenario.content_type, max(ctx.args.concurrency), ctx.args.duration
         )
         server.wait_idle()
         return {
@@ -109,7 +119,7 @@ def timed(server: RunningServer, scenario: Scenario, body: Path, connections: in
     cpu_before, log_before, core_before = server.cpu_seconds(), server.log_bytes(), core_busy_seconds(SERVER_CORE)
     wrk_core_before, wrk_before = core_busy_seconds(WRK_CORE), children_cpu_seconds()
     loadavg, foreign = os.getloadavg()[0], foreign_wrk()
-    result = run_wrk(server.url + "/score", body, scenario.content_type, connections, seconds)
+    result = run_wrk(server.url + scenario.path, body, scenario.content_type, connections, seconds)
     core = core_busy_seconds(SERVER_CORE) - core_before
     cpu = server.cpu_seconds() - cpu_before
     wrk_cpu = children_cpu_seconds() - wrk_before
@@ -135,7 +145,7 @@ def load(scenario: Scenario, body: Path, ctx: Context) -> dict[tuple[ServerKind,
     rounds: dict[tuple[ServerKind, int], list[dict[str, Any]]] = {}
     with ExitStack() as stack:
         servers = []
-        for kind in ctx.args.servers:
+        for kind in kinds(scenario, ctx.args.servers):
             server = start(kind, scenario, ctx, "load")
             stack.callback(server.stop)
             server.wait_ready()
@@ -143,7 +153,7 @@ def load(scenario: Scenario, body: Path, ctx: Context) -> dict[tuple[ServerKind,
         for connections in ctx.args.concurrency:
             for server in servers:
                 server.wait_idle()
-                warmup = run_wrk(server.url + "/score", body, scenario.content_type, connections, ctx.args.warmup)
+                warmup = run_wrk(server.url + scenario.path, body, scenario.content_type, connections, ctx.args.warmup)
                 rounds[(server.kind, connections)] = [warmup]
             for _ in range(ctx.args.rounds):
                 for server in servers:
@@ -161,10 +171,13 @@ def load(scenario: Scenario, body: Path, ctx: Context) -> dict[tuple[ServerKind,
 def measure(scenario: Scenario, work: Path, ctx: Context, common: dict[str, Any]) -> list[dict[str, Any]]:
     body = work / f"{scenario.name}.body"
     body.write_bytes(scenario.body())
-    floor_work, _ = make_work(scenario.name, scenario.model_dir)
-    expected = floor_work(body.read_bytes())
+    if scenario.expected is not None:
+        expected = scenario.expected(body.read_bytes())
+    else:
+        floor_work, _ = make_work(scenario.name, scenario.model_dir)
+        expected = floor_work(body.read_bytes())
     ctx.progress(f"{scenario.name}: cold start and memory, one server at a time")
-    memory = {kind: alone(kind, scenario, body, expected, ctx) for kind in ctx.args.servers}
+    memory = {kind: alone(kind, scenario, body, expected, ctx) for kind in kinds(scenario, ctx.args.servers)}
     rows = []
     for (kind, connections), (warmup, *results) in load(scenario, body, ctx).items():
         best = max(results, key=lambda result: result["rps"])
@@ -218,7 +231,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("the benchmark pins wrk to core 0 and the servers to core 1: it needs 2 cores")
     if foreign_wrk():
         print("WARNING: another wrk is running on this machine: its load will disturb these figures", flush=True)
-    ref_python = ensure_reference_venv() if any(k.name == "reference" for k in args.servers) else None
+    chosen = [kind for scenario in args.scenarios for kind in kinds(scenario, args.servers)]
+    ref_python = ensure_reference_venv() if any(k.name == "reference" for k in chosen) else None
+    mlserver = any(k.name == "mlserver" for k in chosen)
+    if mlserver:
+        ensure_mlserver_venv()
     # The run's name: the output file's, so that its server logs sit beside it under the same name.
     run = args.out.stem if args.out else datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or HERE / "results" / f"{run}.jsonl"
@@ -227,8 +244,9 @@ def main(argv: list[str] | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     ctx = Context(args, ref_python, log_dir)
     settings = {"duration_s": args.duration, "rounds": args.rounds, "warmup_s": args.warmup}
-    common = {"run": run, "settings": settings, "versions": versions(wrk_version, ref_python)}
-    runs = ctx.total * args.duration + len(args.scenarios) * len(args.servers) * len(args.concurrency) * args.warmup
+    found = {**versions(wrk_version, ref_python), **(mlserver_versions() if mlserver else {})}
+    common = {"run": run, "settings": settings, "versions": found}
+    runs = ctx.total * args.duration + len(chosen) * len(args.concurrency) * args.warmup
     print(f"{ctx.total} timed runs of {args.duration:g} s; at least {runs / 60:.0f} min of load", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-") as work, out.open("w") as sink:
         for scenario in args.scenarios:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from bench_nocode import MLSERVER_READY, MLSERVER_REQUIREMENTS, MLSERVER_VENV, mlserver_command
 from bench_scenarios import HERE, ROOT, Scenario
 
 REF_VENV = HERE / ".venv-ref"
@@ -29,12 +30,12 @@ TICKS = os.sysconf("SC_CLK_TCK")
 SERVER_CORE = 1  # wrk runs on core 0
 # urllib would otherwise honour a proxy from the environment; every request here goes to 127.0.0.1.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-SETTING_PREFIXES = ("AZUREML_", "AML_", "SCORING_", "WORKER_", "SERVICE_", "SEPERATE_", "APPINSIGHTS_")
+SETTING_PREFIXES = ("AZUREML_", "AML_", "SCORING_", "WORKER_", "SERVICE_", "SEPERATE_", "APPINSIGHTS_", "MLSERVER_")
 
 
 @dataclass(frozen=True)
 class ServerKind:
-    name: str  # scoring_runtime, reference, floor or wire
+    name: str  # scoring_runtime, reference, floor, wire or mlserver (the no-code V2 scenarios' peer)
     workers: int
 
     @property
@@ -49,19 +50,29 @@ ALL_SERVERS = [
     ServerKind("scoring_runtime", 2),
     ServerKind("reference", 1),
     ServerKind("reference", 2),
+    ServerKind("mlserver", 1),
 ]
 
 
 def ensure_reference_venv() -> Path:
     """The reference's venv, created or refreshed when reference-requirements.txt changed; its python."""
-    python = REF_VENV / "bin" / "python"
-    stamp = REF_VENV / ".requirements-sha256"
-    wanted = hashlib.sha256(REF_REQUIREMENTS.read_bytes()).hexdigest()
+    return ensure_venv(REF_VENV, REF_REQUIREMENTS, "the reference server")
+
+
+def ensure_mlserver_venv() -> Path:
+    """MLServer's venv (the no-code V2 scenarios' peer), created or refreshed as the reference's is; its python."""
+    return ensure_venv(MLSERVER_VENV, MLSERVER_REQUIREMENTS, "MLServer")
+
+
+def ensure_venv(venv: Path, requirements: Path, what: str) -> Path:
+    python = venv / "bin" / "python"
+    stamp = venv / ".requirements-sha256"
+    wanted = hashlib.sha256(requirements.read_bytes()).hexdigest()
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
-    print(f"setting up the reference server in {REF_VENV} (pip install -r {REF_REQUIREMENTS.name})", flush=True)
-    subprocess.run(["python3", "-m", "venv", str(REF_VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(REF_REQUIREMENTS)], check=True)
+    print(f"setting up {what} in {venv} (pip install -r {requirements.name})", flush=True)
+    subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)], check=True)
     stamp.write_text(wanted)
     return python
 
@@ -115,8 +126,18 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def server_command(kind: ServerKind, scenario: Scenario, port: int, ref_python: Path | None) -> list[str]:
+def server_command(
+    kind: ServerKind, scenario: Scenario, port: int, ref_python: Path | None, scratch: Path | None = None
+) -> list[str]:
+    """The server's command line; `scratch`, a folder of the server's own, holds what MLServer reads at start."""
     model = ["--model_dir", str(scenario.model_dir)] if scenario.model_dir else []
+    if kind.name == "mlserver":
+        assert scenario.model_dir is not None and scratch is not None
+        return mlserver_command(scenario.model_dir, (port, free_port(), free_port()), scratch)
+    if kind.name == "scoring_runtime" and scenario.no_code:
+        named = ["--model_name", scenario.model_name] if scenario.model_name else []
+        command = [sys.executable, "-m", "scoring_runtime", *model, *named]
+        return [*command, "--host", "127.0.0.1", "--port", str(port), "--worker_count", str(kind.workers)]
     if kind.name in ("floor", "wire"):
         app = HERE / f"{kind.name}_app.py"
         return [sys.executable, str(app), "--scenario", scenario.name, "--port", str(port), *model]
@@ -205,7 +226,8 @@ class RunningServer:
         # The reference's gunicorn 27 keeps a control socket in $HOME, shared by every instance: give it its own.
         env = clean_env(HOME=self._home.name) if kind.name == "reference" else clean_env()
         env.update(extra_env or {})
-        command = ["taskset", "-c", str(SERVER_CORE), *server_command(kind, scenario, self.port, ref_python)]
+        scratch = Path(self._home.name)
+        command = ["taskset", "-c", str(SERVER_CORE), *server_command(kind, scenario, self.port, ref_python, scratch)]
         self._log = self.log_path.open("wb")
         self.spawned = time.monotonic()
         self.process = subprocess.Popen(
@@ -218,12 +240,13 @@ class RunningServer:
         )
 
     def wait_ready(self, timeout: float = 60.0) -> float:
-        """Seconds from spawn to the first 200 on `GET /`."""
+        """Seconds from spawn to the first 200 on `GET /` (MLServer: on its readiness route)."""
+        ready = self.url + (MLSERVER_READY if self.kind.name == "mlserver" else "/")
         while time.monotonic() - self.spawned < timeout:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.kind.label} exited with {self.process.returncode}: see {self.log_path}")
             try:
-                if http("GET", self.url + "/")[0] == 200:
+                if http("GET", ready)[0] == 200:
                     return time.monotonic() - self.spawned
             except OSError:
                 pass

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_scenarios import BY_NAME, HERE
+from report_nocode import NO_CODE, PEERS, nocode_targets
 
 Row = dict[str, Any]
 Key = tuple[str, str, int, int]  # scenario, server, workers, concurrency
@@ -30,6 +31,7 @@ COLORS = {
     "scoring_runtime w2": "tab:cyan",
     "reference w1": "tab:red",
     "reference w2": "tab:orange",
+    "mlserver w1": "tab:purple",
 }
 # The issue's throughput targets: scenario and the least ratio to the reference's req/s, one worker, c=8.
 THROUGHPUT_TARGETS = [("echo", 8.0), ("numpy_1x10", 5.0), ("numpy_1000x10", 4.0), ("pandas_10x3", 8.0)]
@@ -58,7 +60,7 @@ def scenarios(rows: dict[Key, Row]) -> list[str]:
 
 
 def servers(rows: dict[Key, Row], scenario: str) -> list[tuple[str, int]]:
-    order = {"wire": 0, "floor": 1, OURS: 2, "reference": 3}
+    order = {"wire": 0, "floor": 1, OURS: 2, "reference": 3, "mlserver": 4}
     return sorted({(k[1], k[2]) for k in rows if k[0] == scenario}, key=lambda s: (order.get(s[0], 9), s[1]))
 
 
@@ -78,9 +80,13 @@ def cell(rows: dict[Key, Row], key: Key, field: str, fmt: str) -> str:
     text = fmt.format(ours)
     scenario, server, workers, concurrency = key
     ratios = []
-    if server in (OURS, "wire"):
-        ratios.append(f"{times(ratio(ours, value(rows, (scenario, 'reference', workers, concurrency), field)))} ref")
-    if server != "floor":
+    # The no-code scenarios have their own peer (MLServer on V2; none for ONNX) and no floor.
+    peer = next(
+        (p for p in PEERS if any(k[:2] == (scenario, p) for k in rows)), None if scenario in NO_CODE else "reference"
+    )
+    if server in (OURS, "wire") and peer is not None:
+        ratios.append(f"{times(ratio(ours, value(rows, (scenario, peer, workers, concurrency), field)))} {PEERS[peer]}")
+    if server != "floor" and any(k[:2] == (scenario, "floor") for k in rows):
         ratios.append(f"{times(ratio(ours, value(rows, (scenario, 'floor', 1, concurrency), field)))} floor")
     return f"{text} ({', '.join(ratios)})" if ratios else text
 
@@ -310,8 +316,10 @@ def render(rows: dict[Key, Row]) -> str:
         "",
         "## Targets (issues 5 and 18)",
         "",
-        *targets(rows),
+        # Issues 5 and 18 set theirs on the scenarios with an entry script; the no-code ones have their own.
+        *targets({k: r for k, r in rows.items() if k[0] not in NO_CODE}),
         "",
+        *nocode_targets(rows),
         f"![req/s and p99 by concurrency]({CHART})",
         "",
     ]
