@@ -101,7 +101,7 @@ test-quick: install-dev
 
 test-tensorflow: .venv-tf/.installed
 	.venv-tf/bin/python -m coverage run --rcfile=/dev/null --branch --data-file=.coverage-tf \
-	  --include='scoring_runtime/models/tensorflow_model.py' -m pytest -p no:cacheprovider tests/models/test_tensorflow_model.py
+	  --include='scoring_runtime/models/tensorflow_model.py' -m pytest -p no:cacheprovider tests/models/test_tensorflow_model.py tests/models/test_tensorflow_server.py
 	.venv-tf/bin/python -m coverage report --rcfile=/dev/null --data-file=.coverage-tf --show-missing --fail-under=90
 
 test-floor: .venv-floor/.installed
