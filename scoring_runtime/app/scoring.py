@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from starlette.requests import Request
@@ -77,22 +77,14 @@ class Scorer:
         body = await self._read_body(request)
         # And again after: while a slow body arrived, others may have filled the queue, which must stay bounded.
         self._admit(script.is_async)
-        try:
-            if script.is_async:
-                self._async_outstanding += 1
-                try:
-                    response = await self._score_async(script, request.scope, body)
-                finally:
-                    self._async_outstanding -= 1
-            else:
-                response = await self._score_in_thread(script, request.scope, body)
-        except HTTPError as error:
-            if self.metrics is not None:
-                self.metrics.scoring_failed(error)
-            raise
-        except Exception:
-            logger.exception("Encountered Exception")
-            raise InternalError() from None
+        if script.is_async:
+            self._async_outstanding += 1
+            try:
+                response = await self._counted(self._score_async(script, request.scope, body))
+            finally:
+                self._async_outstanding -= 1
+        else:
+            response = await self._counted(self._in_thread(_score, script, request.scope, body, self._run_finished))
         if isinstance(response, AMLResponse) and isinstance(response.stream, Iterator):
             # A sync generator is user code too: each chunk is produced on a run thread, never on the event loop.
             response.stream = self._chunks(response.stream)
@@ -104,11 +96,12 @@ class Scorer:
         self._admit()
         body = await self._read_body(request)
         self._admit()
-        future = self.runner.submit(job, body)
-        if self._deadlines is not None:
-            self._deadlines.watch(future)
+        return await self._counted(self._in_thread(job, body))
+
+    async def _counted(self, pending: Awaitable[Response]) -> Response:
+        """`pending`'s response; an HTTPError is counted as a failed scoring, anything else logged and a 500."""
         try:
-            return await future
+            return await pending
         except HTTPError as error:
             if self.metrics is not None:
                 self.metrics.scoring_failed(error)
@@ -150,8 +143,9 @@ class Scorer:
         # Most bodies arrive in one piece: keep it rather than copy it.
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _score_in_thread(self, script: UserScript, scope: Scope, body: bytes) -> Response:
-        future = self.runner.submit(_score, script, scope, body, self._run_finished)
+    async def _in_thread(self, function: Callable[..., Response], *args: Any) -> Response:
+        """function(*args) on a run thread, under the scoring timeout."""
+        future = self.runner.submit(function, *args)
         if self._deadlines is not None:
             self._deadlines.watch(future)
         return await future
