@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from scoring_runtime.glibc import malloc_trim
+from scoring_runtime.glibc import malloc_trim, trimming
 
 logger = logging.getLogger("azmlinfsrv")
 
@@ -89,15 +89,16 @@ class Reclaimer(Generic[T]):
         """Tell on_evict, drop every reference held here, and give the memory back. `values` is emptied."""
         if not values:
             return
-        while values:
-            value = values.pop()
-            if self._on_evict is not None:
-                try:
-                    self._on_evict(value)
-                except Exception:
-                    logger.exception("on_evict failed for a dropped model")
-            del value
-        give_back()
+        with trimming():  # the frees below, and the collection's, give back the top of the heaps they free
+            while values:
+                value = values.pop()
+                if self._on_evict is not None:
+                    try:
+                        self._on_evict(value)
+                    except Exception:
+                        logger.exception("on_evict failed for a dropped model")
+                del value
+            give_back()
 
     def _unlock(self) -> None:
         while True:

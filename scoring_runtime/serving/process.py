@@ -20,16 +20,14 @@ from __future__ import annotations
 import gc
 import logging
 
-from scoring_runtime.glibc import LIBC, malloc_trim
+from scoring_runtime.glibc import LIBC, M_MMAP_THRESHOLD, malloc_trim, set_trim_threshold
 
 logger = logging.getLogger("azmlinfsrv")
 
 # Long enough that the pauses of a client sending in bursts are not taken for quiet: memory given back is faulted
 # in again by the next burst, while holding it a little longer costs nothing the peak did not already take.
 IDLE_S = 30.0
-# glibc's mallopt() parameters (malloc.h), and the largest mmap threshold it accepts on 64-bit systems.
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
+# The largest mmap threshold glibc accepts on 64-bit systems.
 _MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
 
 
@@ -38,8 +36,8 @@ def keep_freed_memory(keep_mb: int) -> bool:
     if LIBC is None or keep_mb <= 0:
         return False
     # Setting one threshold stops glibc from moving either, so both are set.
-    applied: bool = LIBC.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) == 1
-    return applied and bool(LIBC.mallopt(_M_TRIM_THRESHOLD, keep_mb * 1024 * 1024) == 1)
+    applied: bool = LIBC.mallopt(M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) == 1
+    return applied and set_trim_threshold(keep_mb * 1024 * 1024)
 
 
 def give_back_freed_memory() -> None:

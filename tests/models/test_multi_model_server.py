@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.conftest import ServerFactory
@@ -83,3 +84,38 @@ def test_a_script_gets_its_models_from_the_repository(serve: ServerFactory, repo
     assert server.post("/score", json={"model": "iris", "rows": ROWS, "served": True}).json() == [0, 2]
     missing = server.post("/score", json={"model": "nope", "rows": ROWS})
     assert missing.status_code == 404 and "nope" in missing.json()["message"]
+
+
+def resident_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+
+
+def test_an_unloaded_model_gives_its_memory_back(serve: ServerFactory, tmp_path: Path) -> None:
+    """Under the server's own heap policy (which keeps freed memory for the next requests), a model loaded and
+    dropped on a run thread is handed back to the OS (benchmarks/unload_memory.py measures it against MLServer)."""
+    import joblib  # type: ignore[import-untyped]
+    from sklearn.ensemble import RandomForestClassifier  # type: ignore[import-untyped]
+
+    rng = np.random.default_rng(0)
+    for name, trees in (("warmup", 1), ("forest", 12)):
+        x, y = rng.standard_normal((20_000, 8)), rng.integers(0, 10, 20_000)
+        (tmp_path / "models" / name / "1").mkdir(parents=True)
+        joblib.dump(
+            RandomForestClassifier(trees, random_state=0).fit(x, y), tmp_path / "models" / name / "1" / "model.joblib"
+        )
+    server = serve(None, "--model_dir", str(tmp_path / "models"))
+    pid = next(
+        int(child)
+        for child in Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    )
+    body = {"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 8], "data": [0.0] * 8}]}
+    assert server.post("/v2/models/warmup/infer", json=body).status_code == 200  # scikit-learn's own memory
+    assert server.post("/v2/repository/models/warmup/unload").status_code == 200
+    before = resident_mib(pid)
+    assert server.post("/v2/models/forest/infer", json=body).status_code == 200
+    loaded = resident_mib(pid)
+    assert server.post("/v2/repository/models/forest/unload").status_code == 200
+    after = resident_mib(pid)
+    assert loaded - before > 40
+    assert loaded - after >= 0.95 * (loaded - before), (before, loaded, after)
