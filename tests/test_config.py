@@ -76,6 +76,10 @@ def test_unknown_config_keys_are_reported_not_fatal(tmp_path: Path) -> None:
         ({"SERVER_PORT": "70000"}, "SERVER_PORT: must be at most 65535, got 70000"),
         ({"SCORING_METRICS": "maybe"}, "SCORING_METRICS: expected true or false, got 'maybe'"),
         ({"AZUREML_LOG_LEVEL": "LOUD"}, "AZUREML_LOG_LEVEL: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ({"AZUREML_MODEL_FRAMEWORK": "PyTorch"}, "AZUREML_MODEL_FRAMEWORK: expected one of ScikitLearn, Onnx, "),
+        ({"SCORING_MODEL_SHA256": "abc"}, "SCORING_MODEL_SHA256: expected a SHA-256 digest as 64 hexadecimal"),
+        ({"SCORING_MODEL_SHA256": "z" * 64}, "SCORING_MODEL_SHA256: expected a SHA-256 digest"),
+        ({"SCORING_MODEL_MEMORY_MB": "-1"}, "SCORING_MODEL_MEMORY_MB: must be at least 0, got -1"),
     ],
 )
 def test_invalid_environment_values_name_the_variable(tmp_path: Path, environ: dict[str, str], message: str) -> None:
@@ -156,3 +160,23 @@ def test_path_prefix_is_normalised(tmp_path: Path, raw: str, expected: str) -> N
 def test_path_prefix_must_be_a_path(tmp_path: Path, raw: str) -> None:
     with pytest.raises(ConfigError, match="SERVICE_PATH_PREFIX: expected a URL path"):
         load_settings({}, environ={"SERVICE_PATH_PREFIX": raw}, cwd=tmp_path)
+
+
+def test_model_settings_are_read_as_azure_ml_names_them(tmp_path: Path) -> None:
+    environ = {
+        "AZUREML_MODEL_FRAMEWORK": "ScikitLearn",
+        "SCORING_MODEL_SHA256": "AB" * 32,
+        "SCORING_MODEL_MEMORY_MB": "512",
+        "SCORING_MODEL_PIN": "iris, churn",
+        "SCORING_SKOPS_TRUSTED": "numpy.float64",
+        "SCORING_TRUST_PICKLE": "yes",
+    }
+    settings, _ = load_settings({"model_name": "iris"}, environ=environ, cwd=tmp_path)
+    assert settings.model_framework == "sklearn" and settings.model_name == "iris"
+    assert settings.model_sha256 == "ab" * 32 and settings.model_memory_mb == 512
+    assert settings.model_pin == ("iris", "churn") and settings.skops_trusted == ("numpy.float64",)
+    assert settings.trust_pickle is True
+    for spelling, name in (("onnx", "onnx"), ("Tensor-Flow", "tensorflow"), ("light_gbm", "lightgbm"), ("", None)):
+        assert load_settings({}, environ={"AZUREML_MODEL_FRAMEWORK": spelling}, cwd=tmp_path)[0].model_framework == name
+    assert load_settings({}, environ={"SCORING_MODEL_MEMORY_MB": "0"}, cwd=tmp_path)[0].model_memory_mb is None
+    assert load_settings({}, environ={"SCORING_MODEL_SHA256": " "}, cwd=tmp_path)[0].model_sha256 is None

@@ -57,14 +57,13 @@ def score_schemas(model: ServedModel) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _tabular(model: ServedModel) -> tuple[dict[str, Any], dict[str, Any]]:
     inputs = model.signature.inputs
-    names: list[str] | None
-    if len(inputs) > 1:  # a DataFrame-fitted model with text columns: one tensor per column
-        names = [spec.name for spec in inputs]
-        row: dict[str, Any] = {"type": "array", "minItems": len(names), "maxItems": len(names)}
-    else:
-        row = tensor_schema(inputs[0])["items"]
-        names = inputs[0].parameters.get("feature_names")
-    rows: dict[str, Any] = {"type": "array", "items": row, "description": "Rows of features, in the model's order."}
+    # A DataFrame-fitted model with text columns takes one tensor per column, named after it.
+    names = [spec.name for spec in inputs] if len(inputs) > 1 else inputs[0].parameters.get("feature_names")
+    rows: dict[str, Any] = {
+        "type": "array",
+        "items": tensor_schema(inputs[0])["items"],
+        "description": "Rows of features, in the model's order.",
+    }
     if names:
         # Rows or records: Swagger 2 has no oneOf, so the items are left open and the description says both.
         rows["items"] = {}
