@@ -194,7 +194,9 @@ class OpenInference:
         return await self.scorer.serve(request, predict)
 
     async def _repository_index(self, request: Request) -> Response:
-        body = await request.body()
+        return await self.scorer.serve(request, self._index)  # the body under the same limit as any other
+
+    def _index(self, body: bytes) -> Response:
         only_ready = False
         if body.strip():
             options = payload.parse_json(body)
