@@ -19,9 +19,16 @@ _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _FLOOR = re.compile(r">=\s*([0-9][^,;\s]*)")
 
 
+# The extras whose libraries the suite tests (the model frameworks but TensorFlow, tested in a venv of its own).
+TESTED_EXTRAS = ("sklearn", "onnx", "xgboost", "lightgbm")
+
+
 def floors(pyproject: Path = PYPROJECT) -> list[str]:
-    """`name==version` for each runtime dependency; a dependency without a `>=` floor is an error."""
-    requirements = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    """`name==version` for each runtime dependency and each of the tested extras' libraries; a dependency without
+    a `>=` floor is an error."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    extras = project.get("optional-dependencies", {})
+    requirements = [*project["dependencies"], *(item for extra in TESTED_EXTRAS for item in extras.get(extra, ()))]
     constraints = []
     for requirement in requirements:
         name, floor = _NAME.match(requirement), _FLOOR.search(requirement)

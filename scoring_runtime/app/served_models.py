@@ -103,16 +103,15 @@ class Catalogue:
                 return entry.servable
         raise NotFound(f"Model {name!r}{_version_text(version)} is not served here; served: {self.names()}")
 
+    # The repository extension's routes reach only the catalogue of a multi-model folder.
+
     def load(self, name: str) -> None:
-        self._require_repository().load(name)
+        assert self._repository is not None
+        self._repository.load(name)
 
     def unload(self, name: str) -> None:
-        self._require_repository().unload(name)
-
-    def _require_repository(self) -> ModelRepository[ServedModel]:
-        if self._repository is None:
-            raise BadRequest("Models are loaded and unloaded only from a multi-model folder")
-        return self._repository
+        assert self._repository is not None
+        self._repository.unload(name)
 
     def default_name(self) -> str | None:
         """The model /score serves: the only one there is."""
