@@ -2,6 +2,9 @@
 
 Usage: python sample_models/build_models.py   (needs scikit-learn, skl2onnx and onnxruntime)
 
+The tests import this file by path and build the iris classifier with `fit()` for the scikit-learn that is installed:
+a scikit-learn pickle is only good for the release that saved it, which each README names.
+
 The classifier is a LogisticRegression on the iris set that scikit-learn ships (load_iris reads it from the
 package, offline), fitted with a fixed random_state, so that a rebuild with the same versions writes the same model.
 The ONNX file is the same classifier through skl2onnx with its default outputs: `output_label` and
@@ -18,9 +21,7 @@ from typing import Any
 
 import joblib
 import numpy as np
-import onnxruntime
-from skl2onnx import to_onnx
-from skl2onnx.common.data_types import FloatTensorType
+import sklearn
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
@@ -52,7 +53,8 @@ def readme(title: str, what: str, model_file: str, datatype: str, output: str, a
 
 {what}
 
-Built by `python sample_models/build_models.py` (fixed `random_state`; rebuild it after upgrading scikit-learn).
+Built by `python sample_models/build_models.py` with scikit-learn {sklearn.__version__} (fixed `random_state`; a
+scikit-learn pickle is only good for the release that saved it: rebuild it after upgrading scikit-learn).
 Served with no entry script: scoring_runtime finds `model/{model_file}` and serves it on Azure ML's `/score` and on
 the Open Inference Protocol V2.
 
@@ -82,6 +84,11 @@ def write_sample(folder: Path, readme_text: str) -> None:
 
 
 def main() -> None:
+    # Only the ONNX sample needs these; fit() is imported by the tests, which need neither to build the classifier.
+    import onnxruntime
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+
     model = fit()
     rows = np.asarray(ROWS)
     labels = model.predict(rows).tolist()

@@ -72,6 +72,10 @@ class OnnxModel:
             onnxruntime.capi.onnxruntime_pybind11_state.InvalidArgument,
             onnxruntime.capi.onnxruntime_pybind11_state.Fail,
         )
+        # A node's kernel refusing the values it was given (Add on batch sizes that do not broadcast) is FAIL from
+        # onnxruntime 1.32 (caught above) but RUNTIME_EXCEPTION on 1.23, the floor: the client's too there, told
+        # by the executor's wording. Any other RUNTIME_EXCEPTION stays the server's.
+        self._runtime_exception: type[Exception] = onnxruntime.capi.onnxruntime_pybind11_state.RuntimeException
         # A client's bad input would otherwise be logged as an onnxruntime error line on top of our 400.
         self._run_options = onnxruntime.RunOptions()
         self._run_options.log_severity_level = 4
@@ -158,6 +162,10 @@ class OnnxModel:
             values = self._session.run(outputs, feed, self._run_options)
         except self._client_errors as error:
             raise BadRequest(f"The model cannot take this input: {error}") from None
+        except self._runtime_exception as error:
+            if _NODE_FAILED not in str(error):
+                raise
+            raise BadRequest(f"The model cannot take this input: {error}") from None
         return {
             output: self._dense(output, value) if output in self._zipmaps else value
             for output, value in zip(outputs, values, strict=True)
@@ -176,6 +184,10 @@ class OnnxModel:
         labels = next((self._labels[output] for output in self._output_names if output in self._labels), None)
         header = classes_header(labels)
         return () if header is None else ((CLASSES_HEADER, header),)
+
+
+# How onnxruntime's executor words a node that failed while running (onnxruntime/core/framework/*_executor.cc).
+_NODE_FAILED = "Non-zero status code returned while running "
 
 
 def _runtime(path: Path) -> Any:

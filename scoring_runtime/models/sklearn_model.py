@@ -23,6 +23,7 @@ from scoring_runtime.models.sklearn_signature import (
     plain,
     read_facts,
     signature,
+    sklearn_tags,
 )
 from scoring_runtime.models.tensors import numpy_dtype
 
@@ -187,6 +188,10 @@ def _as_bytes(array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 
 
 def _check_fitted(estimator: object, path: Path) -> None:
+    # check_is_fitted reads the estimator's tags, which an object that is no scikit-learn estimator lacks (a warning
+    # on scikit-learn 1.7, an AttributeError from 1.8): nothing says whether such an object is fitted.
+    if sklearn_tags(estimator) is None:
+        return
     # scikit-learn ships no type information: reached through importlib, its names are Any.
     validation = importlib.import_module("sklearn.utils.validation")
     not_fitted = importlib.import_module("sklearn.exceptions").NotFittedError

@@ -3,7 +3,6 @@ classes and outputs, and the Open Inference Protocol signature and example body 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -103,15 +102,26 @@ def _final_step(estimator: object) -> object:
     return estimator
 
 
-def _kind(estimator: object, has_classes: bool) -> str:
-    # scikit-learn ships no type information: its helpers are reached through importlib and typed Any.
-    base = importlib.import_module("sklearn.base")
+def sklearn_tags(estimator: object) -> Any | None:
+    """The estimator's scikit-learn tags; None for an object that has none: not an estimator of scikit-learn's, or a
+    class rather than a fitted instance.
+
+    Asked of the object itself, not through sklearn.utils.get_tags and the is_classifier family: for an object without
+    tags, scikit-learn 1.7 warns (a DeprecationWarning) and falls back to default tags where 1.9 raises AttributeError,
+    and is_classifier of a class warns on 1.7 too. A model that is no scikit-learn estimator must load the same, with
+    no warning, on every release."""
+    if isinstance(estimator, type):
+        return None
     try:
-        for kind in ("classifier", "regressor", "clusterer", "outlier_detector"):
-            if getattr(base, f"is_{kind}")(estimator):
-                return kind
-    except (AttributeError, TypeError):  # an object with predict() that is no scikit-learn estimator: no tags
-        pass
+        return estimator.__sklearn_tags__()  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):  # none (or a mixin's, calling a base that has none)
+        return None
+
+
+def _kind(estimator: object, has_classes: bool) -> str:
+    kind = getattr(sklearn_tags(estimator), "estimator_type", None)
+    if kind in ("classifier", "regressor", "clusterer", "outlier_detector"):
+        return str(kind)
     return "classifier" if has_classes else "other"
 
 

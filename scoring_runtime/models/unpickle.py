@@ -7,6 +7,9 @@ The rules, checked on every global the stream names (pickle's `find_class`):
 - a few standard value types (`_STDLIB_TYPES`), numpy's ufuncs, and the reconstruction functions of `_FUNCTIONS`;
 - Cython's generated `__pyx_unpickle_*` functions of those packages, which restore only their own type.
 
+A bare module name (no dot) stands for a module of those packages only where the process already holds it under that
+name as an alias of the package's own module (`_alias_of`): scikit-learn 1.7's loss classes pickle as `_loss.*`.
+
 And on what the stream does with them: a numpy array class is never called with arguments (`ndarray(shape, object,
 buffer)` reads pointers out of the file's bytes), and an object's state never sets a dunder attribute (such as
 `__array_interface__`, which numpy follows to raw memory) nor the attributes of a class.
@@ -20,86 +23,21 @@ from __future__ import annotations
 import _compat_pickle
 import copyreg
 import importlib
+import os
 import pickle
+import sys
 from typing import Any, BinaryIO, ClassVar
 
-_PACKAGES = frozenset({"sklearn", "numpy", "scipy", "pandas", "xgboost", "lightgbm"})
-# Modules of those packages that read or write files, reach the network, evaluate expressions, load pickles again or
-# build arrays from raw pointers. A prefix closes the module and everything under it.
-_CLOSED_MODULES = (
-    *(
-        f"numpy.{name}"
-        for name in ("lib.npyio", "lib._npyio_impl", "lib._datasource", "lib.format", "lib._format_impl")
-    ),
-    *(f"numpy.{core}.{name}" for core in ("core", "_core") for name in ("memmap", "_internal")),
-    *(f"numpy.{name}" for name in ("ctypeslib", "f2py", "distutils")),
-    *(f"scipy.{name}" for name in ("io", "datasets", "misc", "_lib")),
-    *(f"pandas.{name}" for name in ("io", "compat", "plotting", "util", "_config")),
-    *(f"pandas.core.{name}" for name in ("computation", "interchange")),
-    *(f"sklearn.{name}" for name in ("datasets", "externals", "utils._joblib", "utils.parallel")),
-    *(f"xgboost.{name}" for name in ("tracker", "collective", "federated", "dask", "spark", "callback")),
-    *(f"lightgbm.{name}" for name in ("dask", "callback")),
+from scoring_runtime.models.unpickle_rules import (
+    CLOSED_CLASSES as _CLOSED_CLASSES,
+    CLOSED_MODULES as _CLOSED_MODULES,
+    CLOSED_PARTS as _CLOSED_PARTS,
+    FUNCTIONS as _FUNCTIONS,
+    JOBLIB_ARRAY,
+    PACKAGES as _PACKAGES,
+    STDLIB_TYPES as _STDLIB_TYPES,
+    UFUNC_MODULES as _UFUNC_MODULES,
 )
-_CLOSED_PARTS = frozenset({"tests", "testing", "_testing", "conftest"})
-# Classes whose constructors read files, by every name they are known under (numpy sets `__module__` to "numpy").
-_CLOSED_CLASSES = frozenset(
-    {
-        "numpy.memmap",
-        "numpy.DataSource",
-        "numpy.lib.npyio.NpzFile",
-        "numpy.lib.npyio.DataSource",
-        "xgboost.DMatrix",
-        "xgboost.QuantileDMatrix",
-        "xgboost.ExtMemQuantileDMatrix",
-        "xgboost.core.DMatrix",
-        "xgboost.core.QuantileDMatrix",
-        "xgboost.core.ExtMemQuantileDMatrix",
-        "xgboost.core._ProxyDMatrix",
-        "lightgbm.Dataset",
-        "lightgbm.basic.Dataset",
-        "lightgbm.basic.Sequence",
-    }
-)
-_STDLIB_TYPES = frozenset(
-    {
-        *(f"builtins.{name}" for name in ("object", "bool", "int", "float", "complex", "str", "bytes", "bytearray")),
-        *(f"builtins.{name}" for name in ("list", "tuple", "dict", "set", "frozenset", "slice", "range")),
-        "collections.OrderedDict",
-        "collections.defaultdict",
-        "collections.Counter",
-        "collections.deque",
-        *(f"datetime.{name}" for name in ("date", "datetime", "time", "timedelta", "timezone")),
-        "decimal.Decimal",
-        "zoneinfo.ZoneInfo",
-    }
-)
-# Reconstruction functions, found by pickling real models and data; each builds only the kind of value it is named for.
-_FUNCTIONS = frozenset(
-    {
-        "_codecs.encode",  # bytes in protocol 2: encode(str, "latin1")
-        *(f"numpy.{core}.multiarray.{name}" for core in ("core", "_core") for name in ("_reconstruct", "scalar")),
-        *(f"numpy.{core}.numeric._frombuffer" for core in ("core", "_core")),
-        "numpy.ma.core._mareconstruct",
-        "numpy.random._pickle.__bit_generator_ctor",
-        "numpy.random._pickle.__generator_ctor",
-        "numpy.random._pickle.__randomstate_ctor",
-        "pandas.NA",
-        "pandas._libs.missing.NA",
-        "pandas._libs.internals._unpickle_block",
-        "pandas._libs.tslibs.nattype._nat_unpickle",
-        "pandas._libs.tslibs.timestamps._unpickle_timestamp",
-        "pandas._libs.tslibs.timedeltas._timedelta_unpickle",
-        "pandas.core.indexes.base._new_Index",
-        "pandas.core.indexes.datetimes._new_DatetimeIndex",
-        "pandas.core.indexes.interval._new_IntervalIndex",
-        "pandas.core.indexes.period._new_PeriodIndex",
-        "pandas.core.indexes.timedeltas._new_TimedeltaIndex",
-        "sklearn.metrics._dist_metrics.newObj",
-        "sklearn.neighbors._ball_tree.newObj",
-        "sklearn.neighbors._kd_tree.newObj",
-    }
-)
-JOBLIB_ARRAY = "joblib.numpy_pickle.NumpyArrayWrapper"
 
 
 class Refused(Exception):
@@ -128,6 +66,30 @@ def _open_module(module: str) -> bool:
     if parts[0] not in _PACKAGES or _within(module, _CLOSED_MODULES):
         return False
     return not any(part in _CLOSED_PARTS or part.startswith("__") for part in parts)
+
+
+def _alias_of(module: str) -> str:
+    """The real name of `module` when it is a bare alias of a module of `_PACKAGES`; `module` itself otherwise.
+
+    scikit-learn 1.7's `sklearn._loss._loss` (Cython 3.1) gives its classes the bare `__module__` "_loss", and its
+    import enters it in sys.modules under "_loss" as well: pickle writes `_loss.CyHalfSquaredError` and finds it again
+    through that entry. The alias counts only when it is that very module object: already imported (nothing is
+    imported by a bare name, which could find any `_loss` on sys.path), held by sys.modules under the dotted name it
+    gives as its `__name__` too, and loaded from a file inside that package."""
+    if "." in module or module in _PACKAGES:
+        return module
+    loaded = sys.modules.get(module)
+    real = getattr(loaded, "__name__", None)
+    if loaded is None or not isinstance(real, str) or "." not in real or sys.modules.get(real) is not loaded:
+        return module
+    package = sys.modules.get(real.split(".")[0])
+    file = getattr(loaded, "__file__", None)
+    roots = getattr(package, "__path__", None) if real.split(".")[0] in _PACKAGES else None
+    if not isinstance(file, str) or roots is None:
+        return module
+    where = os.path.realpath(file)
+    inside = any(os.path.commonpath([where, os.path.realpath(root)]) == os.path.realpath(root) for root in roots)
+    return real if inside else module
 
 
 def _lookup(module: str, name: str) -> Any:
@@ -166,13 +128,16 @@ def allowed_global(module: str, name: str) -> Any:
         return _GUARDED[qualified]
     if qualified in _STDLIB_TYPES or qualified in _FUNCTIONS:
         return _lookup(module, name)
+    real = _alias_of(module)
+    if real != module:  # every rule below applies to the module's real name
+        return allowed_global(real, name)
     pyx = name.startswith("__pyx_unpickle_") and "." not in name
     if not _open_module(module) or (not pyx and any(part.startswith("__") for part in name.split("."))):
         raise _refused_global(qualified)
     found = _lookup(module, name)
     if isinstance(found, type):
         own = f"{found.__module__}.{found.__qualname__}"
-        if qualified in _CLOSED_CLASSES or own in _CLOSED_CLASSES or not _open_module(found.__module__):
+        if qualified in _CLOSED_CLASSES or own in _CLOSED_CLASSES or not _open_module(_alias_of(found.__module__)):
             raise _refused_global(qualified)
         import numpy as np
 
@@ -183,7 +148,9 @@ def allowed_global(module: str, name: str) -> Any:
         return found
     import numpy as np
 
-    if isinstance(found, np.ufunc) and module == "numpy":  # np.log1p in a FunctionTransformer: pure arithmetic
+    # np.log1p in a FunctionTransformer: pure arithmetic. numpy 2 pickles a ufunc as `numpy.<name>`; numpy 1.x under
+    # the extension module that defines them, which numpy 2 still resolves through numpy.core.
+    if isinstance(found, np.ufunc) and module in _UFUNC_MODULES:
         return found
     raise _refused_global(qualified)
 

@@ -16,7 +16,8 @@ import pickle
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from scoring_runtime.models.unpickle import JOBLIB_ARRAY, MissingGlobal, Refused, RestrictedUnpickler
+from scoring_runtime.models.unpickle import MissingGlobal, Refused, RestrictedUnpickler
+from scoring_runtime.models.unpickle_rules import JOBLIB_ARRAY
 
 # The joblib releases (major.minor) the restricted reader is tested with: 1.5.2 and 1.6.0 (1.4 names the opener
 # `_read_fileobject`).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -14,6 +15,7 @@ from skl2onnx import to_onnx  # type: ignore[import-untyped]
 from sklearn.datasets import load_iris  # type: ignore[import-untyped]
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
+from scoring_runtime.errors import BadRequest
 from scoring_runtime.models.base import LoadOptions
 from scoring_runtime.models.onnx_graph import ModelHeader, read_header, zipmap_labels
 from scoring_runtime.models.onnx_model import OnnxModel, load_onnx
@@ -121,3 +123,34 @@ def test_an_empty_first_zipmap_answer_then_the_labels_from_the_next(
     assert rows.shape == (2, 3)
     np.testing.assert_allclose(rows.sum(axis=1), 1.0, rtol=1e-5)
     assert dict(model.score({"data": x32[:1].tolist()}).headers) == {"x-ms-model-classes": "[0,1,2]"}
+
+
+class _Raising:
+    """A session whose run raises what onnxruntime 1.23 raises when a node fails, or another runtime error."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def run(self, *args: Any) -> Any:
+        raise self.error
+
+
+def test_a_node_failing_on_the_input_is_the_clients_and_other_runtime_errors_the_servers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException  # type: ignore[import-untyped]
+
+    model = load(_unknown_rank(tmp_path / "echo.onnx"))
+    feed = {"n": np.array([[1.0]], dtype=np.float32)}
+    # onnxruntime 1.23's wording of Add refusing batch sizes that do not broadcast (1.32 raises Fail instead).
+    node = RuntimeException(
+        "[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running Add node. Name:'' "
+        "Status Message: Attempting to broadcast an axis by a dimension other than 1. 2 by 3"
+    )
+    monkeypatch.setattr(model, "_session", _Raising(node))
+    with pytest.raises(BadRequest, match="The model cannot take this input: .*2 by 3"):
+        model.infer(feed, None)
+    other = RuntimeException("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Exception during initialization")
+    monkeypatch.setattr(model, "_session", _Raising(other))
+    with pytest.raises(RuntimeException, match="during initialization"):
+        model.infer(feed, None)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import ClassifierMixin  # type: ignore[import-untyped]
 from sklearn.compose import make_column_transformer  # type: ignore[import-untyped]
 from sklearn.datasets import load_iris  # type: ignore[import-untyped]
 from sklearn.dummy import DummyClassifier  # type: ignore[import-untyped]
@@ -265,6 +266,39 @@ def test_errors_other_than_value_and_type_errors_are_the_servers() -> None:
     with pytest.raises(RuntimeError, match="disk on fire"):
         model.score({"data": [[1, 2]]})
     assert model.example() is None and model.signature.inputs[0].shape == (-1, -1)
+
+
+class Fits:
+    """An estimator-like object with fit and predict that is no scikit-learn estimator: it has no tags."""
+
+    def fit(self, rows: Any, targets: Any) -> Fits:
+        return self
+
+    def predict(self, rows: Any) -> Any:
+        return np.zeros(len(rows))
+
+
+class MixinOnly(ClassifierMixin):  # type: ignore[misc]
+    """A classifier mixin without BaseEstimator: its __sklearn_tags__ calls a base that has none."""
+
+    classes_ = np.array([0, 1])
+
+    def fit(self, rows: Any, targets: Any) -> MixinOnly:
+        return self
+
+    def predict(self, rows: Any) -> Any:
+        return np.zeros(len(rows), dtype=int)
+
+
+def test_objects_without_scikit_learn_tags_load_without_warnings() -> None:
+    # Warnings are errors here: reading the object must not go through scikit-learn's tag machinery, which warns
+    # (1.7) or raises (1.9) for an object without tags.
+    for estimator, kind in ((Fits(), "other"), (MixinOnly(), "classifier")):  # MixinOnly has classes_
+        model = served(estimator)
+        assert model.facts.kind == kind
+        assert model.score({"data": [[1.0, 2.0]], "method": "predict"}).value == [0]
+    # A class is no fitted estimator either (is_classifier of a class warns on 1.7).
+    assert served(LogisticRegression).facts.kind == "other"
 
 
 def test_the_signature_and_description_come_from_the_estimator(iris: SklearnModel) -> None:

@@ -10,6 +10,7 @@ import io
 import os
 import pickle
 import sys
+import types
 from collections import OrderedDict
 from pathlib import Path
 
@@ -242,6 +243,54 @@ def test_dict_subclass_items_may_not_be_dunder_names(tmp_path: Path) -> None:
             load_pickle(path, RESTRICTED)
     plain = written(tmp_path, pickle.dumps({"__class__": 1, "b": 2}, protocol=2))
     assert load_pickle(plain, RESTRICTED)[0] == {"__class__": 1, "b": 2}  # a plain dict's keys are only keys
+
+
+def test_ufuncs_load_under_the_names_numpy_1_and_2_give_them() -> None:
+    # numpy 2 pickles np.log1p as numpy.log1p; numpy 1.x as numpy.core._multiarray_umath.log1p, which 2 still resolves.
+    for stream in (b"\x80\x02cnumpy\nlog1p\n.", b"\x80\x02cnumpy.core._multiarray_umath\nlog1p\n."):
+        assert restricted_load(io.BytesIO(stream)) is np.log1p
+
+
+def _refused_name(stream: bytes) -> str:
+    with pytest.raises(Refused) as caught:
+        restricted_load(io.BytesIO(stream))
+    return caught.value.what
+
+
+def test_a_bare_module_name_stands_only_for_a_packages_own_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On sys.path but not imported: a bare name is never imported (scikit-learn 1.7 pickles its losses as `_loss.*`).
+    (tmp_path / "_alias_probe.py").write_text("import pathlib\npathlib.Path(__file__).with_name('ran').touch()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _refused_name(b"c_alias_probe\nCyHalfSquaredError\n.") == (
+        "refers to _alias_probe.CyHalfSquaredError, which a model file may not load"
+    )
+    assert not (tmp_path / "ran").exists() and "_alias_probe" not in sys.modules
+    # Held under a bare name, claiming a scikit-learn module's name, but not that module: sys.modules does not hold it
+    # under its dotted name, or it was not loaded from inside the package.
+    fake = types.ModuleType("sklearn._loss._fake")
+    fake.Loss = type("Loss", (), {"__module__": "_fake"})  # type: ignore[attr-defined]
+    fake.__file__ = str(Path(np.__file__).parent.parent / "sklearn" / "_loss" / "_fake.py")
+    monkeypatch.setitem(sys.modules, "_fake", fake)
+    assert _refused_name(b"c_fake\nLoss\n.") == "refers to _fake.Loss, which a model file may not load"
+    fake.__file__ = str(tmp_path / "_fake.py")
+    monkeypatch.setitem(sys.modules, "sklearn._loss._fake", fake)
+    assert _refused_name(b"c_fake\nLoss\n.") == "refers to _fake.Loss, which a model file may not load"
+    # An alias of scikit-learn's own module stands for it, under the rules of its real name.
+    logistic = importlib.import_module("sklearn.linear_model._logistic")
+    monkeypatch.setitem(sys.modules, "_logistic", logistic)
+    assert restricted_load(io.BytesIO(b"c_logistic\nLogisticRegression\n.")) is LogisticRegression
+    assert _refused_name(b"c_logistic\nnp\n.") == (
+        "refers to sklearn.linear_model._logistic.np, which a model file may not load"
+    )
+
+
+def test_cythons_shared_runtime_is_no_model_class() -> None:
+    # Cython 3.1's array and memoryview types, shipped by scikit-learn as sklearn._cyutility.
+    assert _refused_name(b"csklearn._cyutility\narray\n.") == (
+        "refers to sklearn._cyutility.array, which a model file may not load"
+    )
 
 
 def test_restricted_load_of_a_stream(tmp_path: Path) -> None:
