@@ -17,6 +17,7 @@ from scoring_runtime.errors import BadRequest, NotFound
 from scoring_runtime.models import formats, openapi
 from scoring_runtime.models.base import LoadOptions, Scored, ServedModel
 from scoring_runtime.models.repository_state import EVICTED, NOT_LOADED, READY
+from scoring_runtime.models.trust import confined
 
 if TYPE_CHECKING:
     from scoring_runtime.models.repository import ModelRepository
@@ -140,15 +141,16 @@ def model_repository(settings: Settings) -> ModelRepository[ServedModel] | None:
 
     options = load_options(settings)
 
+    root = Path(settings.model_dir)
+
     def load_one(name: str, version: str, path: Path) -> ServedModel:
-        model = formats.load(formats.find_model(path, settings.model_framework), name, version, options)
+        source = formats.find_model(confined(path, root), settings.model_framework)
+        model = formats.load(source, name, version, options)
         for warning in model.loaded.warnings:
             logger.warning("Model %r version %s: %s", name, version, warning)
         return model
 
-    return ModelRepository(
-        Path(settings.model_dir), load_one, budget_mb=settings.model_memory_mb, pinned=settings.model_pin
-    )
+    return ModelRepository(root, load_one, budget_mb=settings.model_memory_mb, pinned=settings.model_pin)
 
 
 def configure_script_models(settings: Settings) -> None:

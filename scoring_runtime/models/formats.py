@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from scoring_runtime.errors import ModelLoadError
 from scoring_runtime.models.base import LIGHTGBM, ONNX, SKLEARN, TENSORFLOW, XGBOOST, LoadOptions
+from scoring_runtime.models.trust import confined
 
 if TYPE_CHECKING:
     from scoring_runtime.models.base import ServedModel
@@ -42,14 +43,16 @@ class ModelSource:
 
 
 def find_model(folder: Path, framework: str | None = None) -> ModelSource:
-    """The one model under `folder`; ModelLoadError when there is none, or more than one and nothing to choose by."""
+    """The one model under `folder` (its path resolved); ModelLoadError when there is none, or more than one and
+    nothing to choose by; ModelRefused when it is a link to a file outside `folder`."""
     if not folder.is_dir():
         raise ModelLoadError(f"The model folder {folder} does not exist or is not a folder")
     found = sorted(set(_candidates(folder, SEARCH_DEPTH)), key=lambda source: (len(source.path.parts), source.path))
     if framework is not None:
         found = [source for source in found if source.framework == framework]
     if len(found) == 1:
-        return found[0]
+        # A model file linked from elsewhere is not the configured folder's: models load only from there.
+        return ModelSource(found[0].framework, confined(found[0].path, folder))
     if not found:
         wanted = f"a {framework} model" if framework else WHAT_IS_SERVED
         raise ModelLoadError(

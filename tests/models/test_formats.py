@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scoring_runtime.errors import ModelLoadError
+from scoring_runtime.errors import ModelLoadError, ModelRefused
 from scoring_runtime.models import formats
 from scoring_runtime.models.formats import ModelSource, find_model, is_multi_model
 
@@ -100,3 +100,14 @@ def test_the_multi_model_layout(tmp_path: Path) -> None:
 def test_each_framework_has_a_backend() -> None:
     for framework in ("sklearn", "onnx", "xgboost", "lightgbm"):
         assert callable(formats.backend(framework))
+
+
+def test_a_model_linked_from_outside_the_folder_is_refused(tmp_path: Path) -> None:
+    outside = touch(tmp_path / "elsewhere" / "model.joblib")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.joblib").symlink_to(outside)
+    with pytest.raises(ModelRefused, match="outside the model folder .*: models load only from the configured folder"):
+        find_model(tmp_path / "model")
+    real = touch(tmp_path / "linked" / "real" / "model.bin")
+    (tmp_path / "linked" / "model.onnx").symlink_to(real)  # a link within the folder is fine, and followed
+    assert find_model(tmp_path / "linked") == ModelSource("onnx", real)
