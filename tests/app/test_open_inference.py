@@ -24,8 +24,9 @@ def iris_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def iris(iris_dir: Path) -> Iterator[TestClient]:
+    # Per test: the app exports its settings to os.environ, which the autouse fixture restores after each test.
     with TestClient(create_app(model_dir=iris_dir, model_name="iris", auth_keys="k1")) as client:
         yield client
 
