@@ -7,12 +7,16 @@ JSON null is a missing value (NaN), which both libraries take as such.
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -27,19 +31,23 @@ OUTPUT = "predict"
 Predict = Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]]
 
 
+@dataclass(frozen=True)
+class _Library:
+    """What a booster library's load needs to know of it, and to name it in errors."""
+
+    title: str
+    module: str  # also the name of the extra that installs it
+    error: str  # its own error class, dotted from the module
+    article: str
+
+
+_XGBOOST = _Library("XGBoost", "xgboost", "core.XGBoostError", "an")
+_LIGHTGBM = _Library("LightGBM", "lightgbm", "basic.LightGBMError", "a")
+
+
 def load_xgboost(path: Path, name: str, version: str | None, options: LoadOptions) -> BoosterModel:
     """An XGBoost booster from its own model file."""
-    verify_digest(path, options.sha256)
-    try:
-        import xgboost
-    except ImportError:
-        raise ModelLoadError(_missing(path, "XGBoost", "xgboost")) from None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            booster = xgboost.Booster(model_file=str(path))
-        except (xgboost.core.XGBoostError, ValueError) as error:
-            raise ModelLoadError(f"{path} is not an XGBoost model XGBoost can load: {_first_line(error)}") from None
+    xgboost, booster, loaded = _read_booster(path, options, _XGBOOST)
     learner = json.loads(booster.save_config())["learner"]
     kind = learner["gradient_booster"]["name"]
     lock: threading.Lock | None = None
@@ -52,7 +60,7 @@ def load_xgboost(path: Path, name: str, version: str | None, options: LoadOption
         lock = threading.Lock()
 
         def predict(rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-            return booster.predict(xgboost.DMatrix(rows))
+            return np.asarray(booster.predict(xgboost.DMatrix(rows)))
 
     about = {
         "library_version": xgboost.__version__,
@@ -60,24 +68,13 @@ def load_xgboost(path: Path, name: str, version: str | None, options: LoadOption
         "objective": learner["objective"]["name"],
         "boosted_rounds": booster.num_boosted_rounds(),
     }
-    loaded = Loaded(path, [str(warning.message) for warning in caught])
     features = (booster.num_features(), booster.feature_names)
     return BoosterModel(XGBOOST, name, version, loaded, predict, features, np.dtype(np.float32), lock, about)
 
 
 def load_lightgbm(path: Path, name: str, version: str | None, options: LoadOptions) -> BoosterModel:
     """A LightGBM booster from its text model file."""
-    verify_digest(path, options.sha256)
-    try:
-        import lightgbm
-    except ImportError:
-        raise ModelLoadError(_missing(path, "LightGBM", "lightgbm")) from None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            booster = lightgbm.Booster(model_file=str(path))
-        except (lightgbm.basic.LightGBMError, ValueError) as error:
-            raise ModelLoadError(f"{path} is not a LightGBM model LightGBM can load: {_first_line(error)}") from None
+    lightgbm, booster, loaded = _read_booster(path, options, _LIGHTGBM)
 
     def predict(rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         return np.asarray(booster.predict(rows))
@@ -94,9 +91,26 @@ def load_lightgbm(path: Path, name: str, version: str | None, options: LoadOptio
     # Every predict call re-initialises the booster's shared prediction state (GBDT::InitPredict), a data race between
     # threads (lightgbm-org/LightGBM#6142); a call is parallel inside already (OpenMP), so one at a time costs little.
     lock = threading.Lock()
-    loaded = Loaded(path, [str(warning.message) for warning in caught])
     features = (booster.num_feature(), given)
     return BoosterModel(LIGHTGBM, name, version, loaded, predict, features, np.dtype(np.float64), lock, about)
+
+
+def _read_booster(path: Path, options: LoadOptions, library: _Library) -> tuple[ModuleType, Any, Loaded]:
+    """The library's module and the Booster it reads from `path`, with the warnings the read gave. The digest comes
+    first: a file that is not the trusted one is refused as such, whether or not the library is installed."""
+    verify_digest(path, options.sha256)
+    try:
+        module = importlib.import_module(library.module)
+    except ImportError:
+        raise ModelLoadError(_missing(path, library.title, library.module)) from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            booster = module.Booster(model_file=str(path))
+        except (attrgetter(library.error)(module), ValueError) as error:
+            problem = f"is not {library.article} {library.title} model {library.title} can load"
+            raise ModelLoadError(f"{path} {problem}: {_first_line(error)}") from None
+    return module, booster, Loaded(path, [str(warning.message) for warning in caught])
 
 
 class BoosterModel:

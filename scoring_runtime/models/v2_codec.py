@@ -109,6 +109,17 @@ def _output_array(name: str, value: Any) -> np.ndarray[Any, Any]:
     if not array.dtype.isnative:
         # orjson writes native byte order only, and datatype_of knows numpy's native types.
         array = array.astype(array.dtype.newbyteorder("="))
+    if array.dtype.kind == "c":
+        # The protocol has no complex datatype; as text, complex numbers would pass for strings a client cannot use.
+        logger.error(
+            "Output %r of the model has no V2 datatype (%s): the protocol has no complex numbers", name, array.dtype
+        )
+        raise InternalError()
+    if array.dtype.kind == "f" and datatype_of(array.dtype) == "BYTES":
+        # longdouble (float128 on x86 Linux): the protocol's widest float is FP64, so its values travel as FP64 (the
+        # extra precision is lost; beyond FP64's range, an infinity), not as text.
+        with np.errstate(over="ignore"):
+            array = array.astype(np.float64)
     return array
 
 
@@ -130,7 +141,11 @@ def encode_json(document: Any) -> bytes:
 def _builtin(value: Any) -> Any:
     # orjson hands over what it does not write itself: non-contiguous arrays, object arrays, other numpy values.
     if isinstance(value, (np.ndarray, np.generic)):
-        return value.tolist()
+        converted = value.tolist()
+        # tolist() keeps the numpy scalars Python has no type for (longdouble, clongdouble): handed back, orjson would
+        # call this again for each, until it gives up on the recursion and says only that.
+        if not isinstance(converted, np.generic):
+            return converted
     raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 

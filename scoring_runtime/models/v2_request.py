@@ -7,14 +7,13 @@ np.asarray.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 
+from scoring_runtime.contract.payload import parse_json
 from scoring_runtime.errors import BadRequest
 from scoring_runtime.models.tensors import DATATYPES
 from scoring_runtime.models.v2_binary import tensor_from_binary
@@ -23,6 +22,7 @@ from scoring_runtime.models.v2_elements import tensor_from_json
 HEADER_LENGTH = "Inference-Header-Content-Length"
 # numpy 1's limit (numpy 2 holds 64): more dimensions than any model takes.
 _MAX_DIMS = 32
+_NOT_JSON = "The inference request is not valid JSON"
 
 
 @dataclass(frozen=True)
@@ -138,16 +138,9 @@ def decode_request(body: bytes, header_length: int | None) -> InferRequest:
 
 
 def _parse_json(header: memoryview) -> Any:
-    try:
-        return orjson.loads(header)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        # What orjson refuses and the standard library reads: NaN and Infinity literals (Triton's client writes
-        # them for JSON float data), byte-order marks, UTF-16 and UTF-32.
-        return json.loads(bytes(header))
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise BadRequest(f"The inference request is not valid JSON: {exc}") from None
+    # orjson refuses what the standard library reads (NaN and Infinity literals, which Triton's client writes for
+    # JSON float data, byte-order marks, UTF-16 and UTF-32): parse_json tries both.
+    return parse_json(header, problem=_NOT_JSON)
 
 
 def _input_fields(index: int, entry: Any) -> tuple[str, str, list[int], dict[str, Any]]:

@@ -162,3 +162,11 @@ def test_frames_encode_as_their_to_dict_records(frame: pd.DataFrame) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # to_dict warns about repeated labels, whichever path calls it
         assert payload.encode_result(frame) == payload.encode_result(frame.to_dict(orient="records"))
+
+
+def test_json_nested_deeper_than_python_recurses_is_the_clients_error() -> None:
+    deep = b"[" * 200_000 + b"]" * 200_000
+    with pytest.raises(BadRequest, match="POST body could not be decoded as JSON: maximum recursion depth"):
+        payload.parse_json(deep)
+    with pytest.raises(BadRequest, match="^The inference request is not valid JSON: maximum recursion depth"):
+        payload.parse_json(memoryview(deep), problem="The inference request is not valid JSON")

@@ -20,59 +20,9 @@ from scoring_runtime.contract.interrupts import RunTimedOut
 from scoring_runtime.errors import ModelLoadError, ModelNotFoundError, ModelUnavailable, NotFound
 from scoring_runtime.models import memory, script_models
 from scoring_runtime.models.repository import ModelRepository
-from scoring_runtime.models.repository_state import EVICTED, NOT_LOADED, UNLOADED, Entry
+from scoring_runtime.models.repository_state import EVICTED, NOT_LOADED, UNLOADED
 from scoring_runtime.serving.process import keep_freed_memory
-
-MB = 1024 * 1024
-
-
-class Held:
-    """A loaded test model: `mb` megabytes of resident numpy memory."""
-
-    def __init__(self, name: str, version: str, mb: int) -> None:
-        self.name, self.version = name, version
-        self.data = np.ones(mb * MB // 8) if mb else None
-
-
-class Loader:
-    """Counts its calls; each model takes `mb` MB. `gate` (if set) holds the first call until it is set; `fail`
-    makes the first call raise it."""
-
-    def __init__(self, mb: int = 0, gate: threading.Event | None = None, fail: BaseException | None = None) -> None:
-        self.mb, self.gate, self.fail = mb, gate, fail
-        self.calls: list[tuple[str, str, Path]] = []
-        self.started = threading.Event()
-
-    def __call__(self, name: str, version: str, folder: Path) -> Held:
-        self.calls.append((name, version, folder))
-        first = len(self.calls) == 1
-        self.started.set()
-        if first and self.gate is not None:
-            self.gate.wait()
-        if first and self.fail is not None:
-            raise self.fail
-        return Held(name, version, self.mb)
-
-
-def tree(root: Path, layout: dict[str, list[str]]) -> Path:
-    for name, versions in layout.items():
-        for version in versions:
-            (root / name / version).mkdir(parents=True)
-    return root
-
-
-def entries(repository: ModelRepository[Any]) -> dict[str, Entry]:
-    return {f"{entry.name}/{entry.version}": entry for entry in repository.index()}
-
-
-def wait_until(condition: Callable[[], bool]) -> None:
-    """Until other threads reach a state no event marks (waiting on a load); fails after ~10 s rather than hang."""
-    pause = threading.Event()
-    for _ in range(10_000):
-        if condition():
-            return
-        pause.wait(0.001)
-    raise AssertionError("the threads never got there")
+from tests.models.repository_helpers import MB, Loader, entries, tree, wait_until
 
 
 def in_threads(count: int, target: Callable[[], Any]) -> tuple[list[threading.Thread], list[Any]]:

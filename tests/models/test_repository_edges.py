@@ -7,7 +7,7 @@ import logging
 import shutil
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -17,36 +17,7 @@ import pytest
 from scoring_runtime.errors import ModelLoadError, ModelUnavailable
 from scoring_runtime.models import memory, script_models
 from scoring_runtime.models.repository import ModelRepository
-from scoring_runtime.models.repository_state import Entry
-
-
-class Model:
-    def __init__(self, name: str, version: str) -> None:
-        self.name, self.version = name, version
-
-
-def loaded(name: str, version: str, folder: Path) -> Model:
-    return Model(name, version)
-
-
-def tree(root: Path, layout: dict[str, list[str]]) -> Path:
-    for name, versions in layout.items():
-        for version in versions:
-            (root / name / version).mkdir(parents=True)
-    return root
-
-
-def entries(repository: ModelRepository[Any]) -> dict[str, Entry]:
-    return {f"{entry.name}/{entry.version}": entry for entry in repository.index()}
-
-
-def wait_until(condition: Callable[[], bool]) -> None:
-    pause = threading.Event()
-    for _ in range(10_000):
-        if condition():
-            return
-        pause.wait(0.001)
-    raise AssertionError("the threads never got there")
+from tests.models.repository_helpers import Held, Loader, entries, tree, wait_until
 
 
 class Gated:
@@ -55,26 +26,26 @@ class Gated:
     def __init__(self) -> None:
         self.gate, self.started = threading.Event(), threading.Event()
 
-    def __call__(self, name: str, version: str, folder: Path) -> Model:
+    def __call__(self, name: str, version: str, folder: Path) -> Held:
         self.started.set()
         assert self.gate.wait(10)
-        return Model(name, version)
+        return Held(name, version)
 
 
 def test_a_budget_must_be_positive(tmp_path: Path) -> None:
     for budget in (0, -5.0):
         with pytest.raises(ValueError, match=f"^The model memory budget must be positive, not {budget} MB$"):
-            ModelRepository(tree(tmp_path, {}), loaded, budget_mb=budget)
+            ModelRepository(tree(tmp_path, {}), Loader(), budget_mb=budget)
 
 
 def test_the_root_must_be_a_folder(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
     with pytest.raises(ModelLoadError, match=f"^The model repository {missing} is not a folder$"):
-        ModelRepository(missing, loaded)
+        ModelRepository(missing, Loader())
     afile = tmp_path / "models.txt"
     afile.write_text("")
     with pytest.raises(ModelLoadError, match="is not a folder"):
-        ModelRepository(afile, loaded)
+        ModelRepository(afile, Loader())
 
 
 def test_without_proc_the_budget_is_not_applied_and_says_so(
@@ -86,7 +57,7 @@ def test_without_proc_the_budget_is_not_applied_and_says_so(
     with caplog.at_level(logging.WARNING, logger="azmlinfsrv"):
         repository = ModelRepository(
             tree(tmp_path / "models", {"a": ["1"], "b": ["1"]}),
-            loaded,
+            Loader(),
             budget_mb=1,
             on_evict=lambda model: evicted.append(model.name),
         )
@@ -101,7 +72,7 @@ def test_without_proc_the_budget_is_not_applied_and_says_so(
 def test_a_vanished_idle_model_is_dropped_at_rescan(tmp_path: Path) -> None:
     evicted: list[str] = []
     root = tree(tmp_path, {"a": ["1"], "b": ["1"]})
-    repository = ModelRepository(root, loaded, on_evict=lambda model: evicted.append(model.name))
+    repository = ModelRepository(root, Loader(), on_evict=lambda model: evicted.append(model.name))
     for name in ("a", "b"):
         with repository.lease(name):
             pass
@@ -112,7 +83,7 @@ def test_a_vanished_idle_model_is_dropped_at_rescan(tmp_path: Path) -> None:
 
 
 def test_unloading_twice_counts_one_unload(tmp_path: Path) -> None:
-    repository = ModelRepository(tree(tmp_path, {"a": ["1", "2"]}), loaded)
+    repository = ModelRepository(tree(tmp_path, {"a": ["1", "2"]}), Loader())
     repository.unload("a", "1")
     repository.unload("a", "1")
     assert repository.stats.unloads == 1
@@ -124,7 +95,7 @@ def test_unloading_twice_counts_one_unload(tmp_path: Path) -> None:
 
 
 def test_a_pinned_model_that_fails_to_load_stops_the_start(tmp_path: Path) -> None:
-    def broken(name: str, version: str, folder: Path) -> Model:
+    def broken(name: str, version: str, folder: Path) -> Held:
         raise OSError(f"cannot read {folder / 'model.pkl'}")
 
     repository = ModelRepository(tree(tmp_path, {"a": ["1"]}), broken, pinned=["a"])
@@ -146,7 +117,7 @@ def test_a_loader_that_loads_its_own_model_fails_instead_of_hanging(tmp_path: Pa
     def recursive(folder: Path) -> Any:
         return script_models.load_model("a")  # a script's loader asking for the model it is loading
 
-    repository = ModelRepository(tree(tmp_path, {"a": ["1"]}), loaded)
+    repository = ModelRepository(tree(tmp_path, {"a": ["1"]}), Loader())
     script_models.configure(repository)
     with pytest.raises(ModelUnavailable) as caught:
         script_models.load_model("a", loader=recursive)
@@ -247,11 +218,11 @@ def test_a_failing_on_evict_is_logged_and_the_models_are_still_dropped(
 ) -> None:
     told: list[str] = []
 
-    def on_evict(model: Model) -> None:
+    def on_evict(model: Held) -> None:
         told.append(model.name)
         raise RuntimeError("cleanup failed")
 
-    repository = ModelRepository(tree(tmp_path, {"a": ["1"], "b": ["1"]}), loaded, on_evict=on_evict)
+    repository = ModelRepository(tree(tmp_path, {"a": ["1"], "b": ["1"]}), Loader(), on_evict=on_evict)
     for name in ("a", "b"):
         with repository.lease(name):
             pass
