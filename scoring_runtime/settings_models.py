@@ -58,3 +58,10 @@ class ModelSettings:
         (),
         "Comma-separated models of a multi-model folder loaded at start and never unloaded.",
     )
+    model_max_batch: int = setting(
+        "SCORING_MODEL_MAX_BATCH",
+        values.integer(1, 1024),
+        32,
+        "Requests for a scikit-learn model served without a script that, waiting for a run thread at the same time, "
+        "are scored in one call; nothing waits for a batch to fill. 1: each request alone.",
+    )

@@ -26,6 +26,7 @@ from scoring_runtime._version import __version__
 from scoring_runtime.app.cors import Cors
 from scoring_runtime.app.hot_routes import HotRoutes
 from scoring_runtime.app.lifecycle import Preloaded, finish_async_init, load_models, load_user_script
+from scoring_runtime.app.model_batches import infer_batch, score_batch
 from scoring_runtime.app.open_inference import LOGGED_PREFIXES, OpenInference
 from scoring_runtime.app.request_context import ID_CHECKED, RequestContext
 from scoring_runtime.app.responses import (
@@ -100,9 +101,9 @@ class ScoringApp:
             self._metrics = Metrics(labels)
             self._runner.on_abandoned = self._metrics.run_abandoned
             routes.append(Route(METRICS_PATH, self._metrics_page, methods=["GET"]))
-        # Without an entry script, the model folder's models are also served over the Open Inference Protocol.
+        # Without an entry script, the model folder's models are also served over the Open Inference Protocol (and a
+        # typed script's run() is too).
         self._models_only = serves_models_only(settings)
-        # (and a typed script's run() is too).
         self._open_inference = OpenInference(self._auth)
         routes += self._open_inference.routes()
         handlers: Mapping[Any, Any] = {HTTPError: handle_http_error, HTTPException: handle_routing_error}
@@ -250,7 +251,10 @@ class ScoringApp:
         model_schemas = served_model_schemas(catalogue) if catalogue is not None else None
         self._swaggers = build_swaggers(script.run, info, settings.app_root, model_schemas)
         self._scorer = Scorer(script, self._runner, settings, self._metrics)
-        self._open_inference.attach(catalogue or script_catalogue(script, settings), self._scorer, script_repository())
+        self._scorer.batch = score_batch(script, catalogue, settings.model_max_batch, self._metrics)
+        inferences = infer_batch(catalogue, settings.model_max_batch, self._metrics)
+        served = catalogue or script_catalogue(script, settings)
+        self._open_inference.attach(served, self._scorer, script_repository(), inferences)
         self._hot.routes.update(self._open_inference.hot_routes())
         logger.info("Scoring timeout is set to %d", settings.scoring_timeout_ms)
         logger.info("Worker with pid %d ready for serving traffic", os.getpid())

@@ -20,6 +20,7 @@ from scoring_runtime.app.scoring import Scorer
 from scoring_runtime.app.served_models import Catalogue
 from scoring_runtime.auth import Authenticator
 from scoring_runtime.contract import payload
+from scoring_runtime.contract.batches import Batch
 from scoring_runtime.errors import BadRequest, InternalError, NotFound
 from scoring_runtime.models import v2_codec
 from scoring_runtime.models.base import ServedModel
@@ -53,13 +54,21 @@ class OpenInference:
         self._catalogue: Catalogue | None = None
         self._repository: Catalogue | None = None
         self._scorer: Scorer | None = None
+        self._batch: Batch | None = None
         self._attached = False
 
-    def attach(self, catalogue: Catalogue | None, scorer: Scorer, repository: Catalogue | None = None) -> None:
+    def attach(
+        self,
+        catalogue: Catalogue | None,
+        scorer: Scorer,
+        repository: Catalogue | None = None,
+        batch: Batch | None = None,
+    ) -> None:
         """What the lifespan loaded: the routes answer from now on (with 404s when nothing is served over V2).
         `repository`: the multi-model folder the repository extension manages, when a script's models are held in
-        one; by default the catalogue's own."""
+        one; by default the catalogue's own. `batch`: the infer route's, when its requests are scored together."""
         self._catalogue = catalogue
+        self._batch = batch
         self._repository = repository or (catalogue if catalogue is not None and catalogue.is_repository else None)
         self._scorer = scorer
         self._attached = True
@@ -161,19 +170,14 @@ class OpenInference:
     async def _infer(self, request: Request) -> Response:
         name, version = _target(request)
         header_length = v2_codec.parse_header_length(request.headers.get(v2_codec.HEADER_LENGTH))
+        if self._batch is not None:
+            return await self.scorer.serve_batched(request, self._batch, (header_length, name, version))
         catalogue = self.catalogue
 
         def infer(body: bytes) -> Response:
             decoded = v2_codec.decode_request(body, header_length)
             with catalogue.lease(name, version) as model:
-                outputs = model.infer(decoded.inputs, decoded.output_names())
-                parameters = {
-                    spec.name: spec.parameters
-                    for spec in model.signature.outputs
-                    if spec.parameters and spec.name in outputs
-                }
-                encoded, headers = v2_codec.encode_response(model.name, model.version, decoded, outputs, parameters)
-            return Response(encoded, headers=headers)
+                return infer_response(model, decoded, model.infer(decoded.inputs, decoded.output_names()))
 
         return await self.scorer.serve(request, infer)
 
@@ -227,6 +231,15 @@ class OpenInference:
     def _change(action: Callable[[str], None], name: str) -> Response:
         action(name)
         return Response(b"", media_type=_JSON)
+
+
+def infer_response(model: ServedModel, request: v2_codec.InferRequest, outputs: dict[str, Any]) -> Response:
+    """The V2 answer to `request`, from the output arrays the model returned."""
+    parameters = {
+        spec.name: spec.parameters for spec in model.signature.outputs if spec.parameters and spec.name in outputs
+    }
+    encoded, headers = v2_codec.encode_response(model.name, model.version, request, outputs, parameters)
+    return Response(encoded, headers=headers)
 
 
 def _target(request: Request) -> tuple[str, str | None]:

@@ -17,6 +17,7 @@ from scoring_runtime.azureml.aml_response import AMLResponse
 from scoring_runtime.azureml.wsgi_response import adopt_response
 from scoring_runtime.config import Settings
 from scoring_runtime.contract import payload
+from scoring_runtime.contract.batches import Batch
 from scoring_runtime.contract.deadlines import Deadlines
 from scoring_runtime.contract.runner import RunThreads
 from scoring_runtime.contract.script import Mode, UserScript
@@ -61,6 +62,8 @@ class Scorer:
         self._capacity = settings.max_concurrency + settings.max_queue
         self._async_slots = asyncio.Semaphore(settings.max_concurrency)
         self._async_outstanding = 0
+        # /score's requests scored together when they wait at the same time (a model served without a script).
+        self.batch: Batch | None = None
 
     async def __call__(self, request: Request) -> Response:
         script = self.script
@@ -83,6 +86,8 @@ class Scorer:
                 response = await self._counted(self._score_async(script, request.scope, body))
             finally:
                 self._async_outstanding -= 1
+        elif self.batch is not None and method == "POST":
+            response = await self._counted(self._in_batch(self.batch, (body, None)))
         else:
             response = await self._counted(self._in_thread(_score, script, request.scope, body, self._run_finished))
         if isinstance(response, AMLResponse) and isinstance(response.stream, Iterator):
@@ -97,6 +102,13 @@ class Scorer:
         body = await self._read_body(request)
         self._admit()
         return await self._counted(self._in_thread(job, body))
+
+    async def serve_batched(self, request: Request, batch: Batch, extra: Any) -> Response:
+        """As `serve`, the work being a call of `batch`, given (body, extra), possibly with other requests' calls."""
+        self._admit()
+        body = await self._read_body(request)
+        self._admit()
+        return await self._counted(self._in_batch(batch, (body, extra)))
 
     async def _counted(self, pending: Awaitable[Response]) -> Response:
         """`pending`'s response; an HTTPError is counted as a failed scoring, anything else logged and a 500."""
@@ -150,6 +162,13 @@ class Scorer:
             self._deadlines.watch(future)
         return await future
 
+    async def _in_batch(self, batch: Batch, argument: Any) -> Response:
+        future = self.runner.submit_batched(batch, argument)
+        if self._deadlines is not None:
+            self._deadlines.watch(future)
+        response: Response = await future
+        return response
+
     def _expire(self, future: asyncio.Future[Any]) -> None:
         if not future.done():
             logger.error("Scoring timeout after %d ms", self.timeout_ms)
@@ -166,7 +185,7 @@ class Scorer:
             logger.error("Scoring timeout after %d ms", self.timeout_ms)
             raise ScoringTimeout(self.timeout_ms) from None
         self._run_finished(elapsed_ms)
-        return _respond(result, elapsed_ms)
+        return respond(result, elapsed_ms)
 
     async def _call_in_slot(self, script: UserScript, kwargs: dict[str, Any]) -> tuple[Any, float]:
         async with self._async_slots:
@@ -191,7 +210,7 @@ def _score(script: UserScript, scope: Scope, body: bytes, run_finished: Callable
     result, elapsed_ms = script.call(_arguments(script, scope, body))
     # Recorded here, so that a call that outlived its timeout is still measured when it returns.
     run_finished(elapsed_ms)
-    return _respond(result, elapsed_ms)
+    return respond(result, elapsed_ms)
 
 
 def _ignore(elapsed_ms: float) -> None:
@@ -223,7 +242,8 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _respond(result: Any, elapsed_ms: float) -> Response:
+def respond(result: Any, elapsed_ms: float) -> Response:
+    """run()'s result as /score's response, with the time the call took."""
     exec_ms = (_EXEC_MS, f"{elapsed_ms:.3f}".encode())
     result = adopt_response(result)  # a Flask/Werkzeug response (the installed reference's AMLResponse) as ours
     if isinstance(result, Response):

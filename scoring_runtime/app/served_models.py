@@ -227,8 +227,10 @@ def score_script(catalogue: Catalogue) -> UserScript:
     def init() -> None:
         pass
 
+    # The served models are fixed at start-up (loads and unloads change their state, not the names).
+    name = catalogue.default_name()
+
     def run(data: Any) -> Scored:
-        name = catalogue.default_name()
         if name is None:
             raise BadRequest(
                 f"This server serves several models ({', '.join(catalogue.names())}): "

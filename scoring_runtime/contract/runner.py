@@ -9,7 +9,6 @@ timeouts never let more calls run than configured.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextvars
 import logging
 import os
@@ -20,48 +19,16 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from scoring_runtime.contract import interrupts
+from scoring_runtime.contract.batches import Batch, BatchItem, live, settle_each
+from scoring_runtime.contract.completions import Completions, Settle, set_exception, set_result
 from scoring_runtime.contract.interrupts import RunTimedOut
 
 logger = logging.getLogger("azmlinfsrv")
 
 T = TypeVar("T")
 
-_Settle = Callable[[asyncio.Future[Any], Any], None]
-
-
-class _Completions:
-    """Finished jobs of one event loop, handed back in batches: one wake-up of the loop (a write to its self-pipe)
-    per batch instead of one per job. Under load several jobs finish while the loop is busy, and they share it."""
-
-    __slots__ = ("_drain_scheduled", "_items", "_on_settled", "loop")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_settled: Callable[[], None]) -> None:
-        self.loop = loop
-        self._items: collections.deque[tuple[_Settle, asyncio.Future[Any], Any]] = collections.deque()
-        self._drain_scheduled = False
-        self._on_settled = on_settled
-
-    def add(self, settle: _Settle, future: asyncio.Future[Any], value: Any) -> None:
-        """On a run thread. Appending before reading the flag means a drain that has already cleared it either
-        sees this item or is followed by the one scheduled here."""
-        self._items.append((settle, future, value))
-        if not self._drain_scheduled:
-            self._drain_scheduled = True
-            try:
-                self.loop.call_soon_threadsafe(self._drain)
-            except RuntimeError:
-                pass  # The loop has closed (shutdown while a run() was still going); nobody is waiting.
-
-    def _drain(self) -> None:
-        self._drain_scheduled = False
-        items = self._items
-        while items:
-            settle, future, value = items.popleft()
-            self._on_settled()
-            settle(future, value)
-
-
-_Job = tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...], asyncio.Future[Any], _Completions]
+# A batched call's job holds its Batch where others hold the function, and the BatchItem as its one argument.
+_Job = tuple[contextvars.Context, Callable[..., Any] | Batch, tuple[Any, ...], asyncio.Future[Any], Completions]
 
 
 class RunThreads:
@@ -75,15 +42,16 @@ class RunThreads:
         # Threads given up on (see `abandon`) that are still stuck in their call, and all ever given up on.
         self.abandoned = 0
         self.abandoned_total = 0
-        # Per slot, under _lock: the job its thread is running ((monotonic start, its future), or None while idle),
+        # Per slot, under _lock: the job its thread is running ((monotonic start, its futures: several for a batch),
+        # or None while idle),
         # whether that job has been interrupted, the thread's id, and a generation that abandoning the slot's
         # thread increases, so that the thread, when its call returns, knows the slot has a new thread.
         self._lock = threading.Lock()
-        self._running: list[tuple[float, asyncio.Future[Any]] | None] = [None] * size
+        self._running: list[tuple[float, tuple[asyncio.Future[Any], ...]] | None] = [None] * size
         self._interrupted = [False] * size
         self._idents = [0] * size
         self._generations = [0] * size
-        self._completions: _Completions | None = None
+        self._completions: Completions | None = None
         # Told the number of abandoned threads still running whenever it changes, and whether a thread was just
         # abandoned (else one has returned); on the event loop or a run thread.
         self.on_abandoned: Callable[[int, bool], None] | None = None
@@ -113,19 +81,37 @@ class RunThreads:
         The caller may abandon the future (on a timeout): a job whose future is done before a thread takes it is
         skipped; one already running runs on unless `stop_overdue` stops it.
         """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        completions = self._completions
-        if completions is None or completions.loop is not loop:
-            completions = self._completions = _Completions(loop, self._settled)
-        self.outstanding += 1
+        future, completions = self._new_future()
         self._jobs.put((contextvars.copy_context(), fn, args, future, completions))
         return future
+
+    def submit_batched(self, batch: Batch, argument: Any) -> asyncio.Future[Any]:
+        """Queue one call of `batch.handle`; calls of the same batch waiting at the same time run as one (see
+        batches.py). The future is this call's outcome alone, and may be abandoned as `submit`'s may: a batch is
+        stopped past its timeout only once every call in it has been."""
+        future, completions = self._new_future()
+        item = BatchItem(argument, future, completions)
+        batch.add(item)
+        self._jobs.put((contextvars.copy_context(), batch, (item,), future, completions))
+        return future
+
+    def _new_future(self) -> tuple[asyncio.Future[Any], Completions]:
+        loop = asyncio.get_running_loop()
+        completions = self._completions
+        if completions is None or completions.loop is not loop:
+            completions = self._completions = Completions(loop, self._settled)
+        self.outstanding += 1
+        return loop.create_future(), completions
 
     def overdue(self, limit_s: float) -> list[asyncio.Future[Any]]:
         """The futures of the jobs that have been running for more than `limit_s` seconds."""
         now = time.monotonic()
-        return [entry[1] for entry in list(self._running) if entry is not None and now - entry[0] > limit_s]
+        return [
+            future
+            for entry in list(self._running)
+            if entry is not None and now - entry[0] > limit_s
+            for future in entry[1]
+        ]
 
     def stop_overdue(self, future: asyncio.Future[Any], grace_s: float) -> bool:
         """On the event loop, for a job whose client has been answered (timed out): raise RunTimedOut inside it, and
@@ -141,6 +127,9 @@ class RunThreads:
             index = self._slot_of(future)
             if index is None:
                 return False
+            entry = self._running[index]
+            if entry is not None and not all(other.done() for other in entry[1]):
+                return False  # a batch whose other calls still have time: theirs are not given up for this one
             if self._interrupted[index]:
                 return True
             why_not = interrupts.unavailable()
@@ -187,7 +176,7 @@ class RunThreads:
 
     def _slot_of(self, future: asyncio.Future[Any]) -> int | None:
         for index, entry in enumerate(self._running):
-            if entry is not None and entry[1] is future:
+            if entry is not None and future in entry[1]:
                 return index
         return None
 
@@ -206,9 +195,12 @@ class RunThreads:
             if job is None:  # stop() has already been called: keep its sentinels
                 self._jobs.put(None)
                 return dropped
+            batch = job[1]
+            if isinstance(batch, Batch) and not batch.withdraw(job[2][0]):
+                continue  # a running batch has it, and answers it
             dropped += 1
             self.outstanding -= 1
-            _set_exception(job[3], exc())
+            set_exception(job[3], exc())
 
     def _work(self, index: int, generation: int) -> None:
         _prefer_not_to_preempt()
@@ -217,19 +209,31 @@ class RunThreads:
             self._idents[index] = ident
         while (job := self._jobs.get()) is not None:
             context, fn, args, future, completions = job
-            if future.done():  # its client has had its answer (a timeout) while it waited: do not start it
-                completions.add(_set_result, future, None)
+            items: list[BatchItem] | None = None
+            if isinstance(fn, Batch):
+                items = live(fn.claim(args[0]))
+                if not items:
+                    continue
+                futures = tuple(item.future for item in items)
+                fn, args = fn.handle, ([item.argument for item in items],)
+            elif future.done():  # its client has had its answer (a timeout) while it waited: do not start it
+                completions.add(set_result, future, None)
                 continue
+            else:
+                futures = (future,)
             try:
-                settle, value = self._call(index, generation, context, fn, args, future)
+                settle, value = self._call(index, generation, context, fn, args, futures)
             except RunTimedOut as late:  # it landed in _call's own lines, after the user's call had returned
                 self._finish(index, generation)
-                settle, value = _set_exception, late
+                settle, value = set_exception, late
             if self._generations[index] != generation:
                 self._abandoned_thread_ends()
                 return
-            completions.add(settle, future, value)
-            del job, context, fn, args, future, completions, value
+            if items is None:
+                completions.add(settle, future, value)
+            else:
+                settle_each(items, settle, value)
+            del job, context, fn, args, future, futures, completions, value, items
 
     def _call(
         self,
@@ -238,14 +242,14 @@ class RunThreads:
         context: contextvars.Context,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
-        future: asyncio.Future[Any],
-    ) -> tuple[_Settle, Any]:
+        futures: tuple[asyncio.Future[Any], ...],
+    ) -> tuple[Settle, Any]:
         # No lock needed to start: an interrupt aims at a job it finds here, and _finish settles with it under one.
-        self._running[index] = (time.monotonic(), future)
+        self._running[index] = (time.monotonic(), futures)
         try:
-            return _set_result, context.run(fn, *args)
+            return set_result, context.run(fn, *args)
         except BaseException as exc:  # handed to the awaiting coroutine, which decides
-            return _set_exception, exc
+            return set_exception, exc
         finally:
             self._finish(index, generation)
 
@@ -287,13 +291,3 @@ def _prefer_not_to_preempt() -> None:
         os.sched_setscheduler(0, policy, os.sched_param(0))
     except OSError:
         pass  # not permitted here (a seccomp profile, say): the default policy works, only a little slower
-
-
-def _set_result(future: asyncio.Future[Any], result: Any) -> None:
-    if not future.done():
-        future.set_result(result)
-
-
-def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)

@@ -75,6 +75,10 @@ class UserScript:
             raise self._failure(exc, kwargs) from None
         return result, (time.perf_counter() - start) * 1000.0
 
+    def failure(self, exc: BaseException) -> HTTPError:
+        """What the client gets when run() raised `exc` (logged when it is a failure of run() itself)."""
+        return self._failure(exc, {})
+
     def _function(self, kwargs: dict[str, Any]) -> Callable[..., Any]:
         """What to call with kwargs: the function under the schema layers once our conversion did its work."""
         if self.fast is not None and self.fast.prepare(kwargs):

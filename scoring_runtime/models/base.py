@@ -6,13 +6,16 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
     # numpy only for the types: the app imports Scored for every script, and a plain script never loads numpy.
     import numpy as np
 
     from scoring_runtime.models.tensors import Signature
+
+    # An Open Inference Protocol call: the decoded input tensors by name, the outputs asked for (None: the defaults).
+    Inference = tuple[Mapping[str, np.ndarray[Any, Any]], Sequence[str] | None]
 
 # The header that names the classes whose columns a /score answer holds, as compact JSON (ASCII: non-ASCII labels
 # are \u escapes, as headers need); left out past MAX_CLASSES_HEADER characters, as clients cap a response head near
@@ -81,3 +84,19 @@ class ServedModel(Protocol):
         model's defaults). Returns numpy arrays by output name. Raises BadRequest for unknown names, wrong shapes or
         datatypes."""
         ...
+
+
+class BatchedModel(ServedModel, Protocol):
+    """A model that scores several requests in fewer calls than one each (see sklearn_batch.py). Each answer is the
+    one `score` or `infer` would have given that request alone, or the exception it would have raised."""
+
+    def score_many(self, bodies: Sequence[Any]) -> list[Scored | Exception]: ...
+
+    def infer_many(self, inferences: Sequence[Inference]) -> list[dict[str, Any] | Exception]: ...
+
+
+def batched(model: ServedModel) -> BatchedModel | None:
+    """The model as a BatchedModel, when it is one."""
+    if callable(getattr(model, "score_many", None)) and callable(getattr(model, "infer_many", None)):
+        return cast("BatchedModel", model)
+    return None

@@ -6,12 +6,14 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from scoring_runtime.errors import BadRequest, ModelLoadError
+from scoring_runtime.models import sklearn_batch
 from scoring_runtime.models.base import CLASSES_HEADER, SKLEARN, Loaded, LoadOptions, Scored, classes_header
 from scoring_runtime.models.sklearn_inputs import from_data, from_tensors
 from scoring_runtime.models.sklearn_signature import (
@@ -27,10 +29,22 @@ from scoring_runtime.models.sklearn_signature import (
 )
 from scoring_runtime.models.tensors import numpy_dtype
 
+if TYPE_CHECKING:
+    from scoring_runtime.models.base import Inference
+
 BODY_KEYS = ("data", "method", "with_classes")
 METHOD_HEADER = "x-ms-model-method"
 # scikit-learn's InconsistentVersionWarning, raised on unpickling an estimator saved by another version.
 _SAVED_BY = re.compile(r"from version (\S+) when using version")
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """A checked /score body: the method to call, the estimator's input, whether the answer names the classes."""
+
+    method: str
+    features: Any
+    with_classes: bool
 
 
 def load_sklearn(path: Path, name: str, version: str | None, options: LoadOptions) -> SklearnModel:
@@ -71,6 +85,11 @@ class SklearnModel:
         method's plain result. `method` defaults to Facts.default_method. The headers name the method, and the
         classes whose columns predict_proba, predict_log_proba and decision_function answer; `with_classes` puts
         both in the body instead: `{"method": ..., "classes": [...], "predictions": [...]}`."""
+        request = self.score_request(data)
+        return self.score_answer(request, self.call(request.method, request.features))
+
+    def score_request(self, data: Any) -> ScoreRequest:
+        """A /score body checked and turned into the estimator's input; BadRequest naming what is wrong."""
         if not isinstance(data, dict):
             raise BadRequest('The body must be a JSON object: {"data": [[...], ...]}, one list of values per row')
         unknown = [key for key in data if key not in BODY_KEYS]
@@ -82,26 +101,45 @@ class SklearnModel:
             raise BadRequest('"with_classes" must be true or false')
         if "data" not in data:
             raise BadRequest('The body has no "data": send {"data": [[...], ...]}, one list of values per row')
-        value = jsonable(self._call(method, from_data(data["data"], self.facts)))
+        return ScoreRequest(method, from_data(data["data"], self.facts), with_classes)
+
+    def score_answer(self, request: ScoreRequest, result: Any) -> Scored:
+        """The answer to a /score request, from what its method returned for its rows."""
+        value = jsonable(result)
+        method = request.method
         headers = [(METHOD_HEADER, method)]
         if method in CLASS_COLUMNS and self._classes_header is not None:
             headers.append((CLASSES_HEADER, self._classes_header))
-        if with_classes:
+        if request.with_classes:
             value = {"method": method, "classes": self.facts.classes, "predictions": value}
         return Scored(value, tuple(headers))
 
     def infer(self, inputs: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str] | None) -> dict[str, Any]:
         """Outputs are named after the methods; without a choice, predict (MLServer's default), or the default
         method of a model without predict. String results are BYTES: object arrays of UTF-8 bytes."""
+        names, features = self.infer_request(inputs, outputs)
+        return {name: self.tensor(name, self.call(name, features)) for name in names}
+
+    def infer_request(
+        self, inputs: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str] | None
+    ) -> tuple[tuple[str, ...], Any]:
+        """The methods an inference asks for (its outputs), and the estimator's input from its tensors."""
         default = "predict" if "predict" in self._calls else self.facts.default_method
-        names = list(dict.fromkeys(outputs)) if outputs else [default]
+        names = tuple(dict.fromkeys(outputs)) if outputs else (default,)
         unknown = [name for name in names if name not in self._calls]
         if unknown:
             raise BadRequest(
                 f"Unknown outputs {', '.join(map(repr, unknown))}; this model's outputs: {', '.join(self._calls)}"
             )
-        features = from_tensors(inputs, self.facts)
-        return {name: self._tensor(name, self._call(name, features)) for name in names}
+        return names, from_tensors(inputs, self.facts)
+
+    def score_many(self, bodies: Sequence[Any]) -> list[Scored | Exception]:
+        """`score` of several bodies, stacked into as few calls of the estimator as they allow (sklearn_batch.py)."""
+        return sklearn_batch.score_many(self, bodies)
+
+    def infer_many(self, inferences: Sequence[Inference]) -> list[dict[str, Any] | Exception]:
+        """`infer` of several inferences, stacked as `score_many` stacks bodies."""
+        return sklearn_batch.infer_many(self, inferences)
 
     def example(self) -> dict[str, Any] | None:
         """An example /score body for the API documents; None when the model does not say what it takes."""
@@ -137,14 +175,16 @@ class SklearnModel:
             )
         return method
 
-    def _call(self, method: str, features: Any) -> Any:
+    def call(self, method: str, features: Any) -> Any:
+        """The estimator's `method` on `features`; BadRequest for what it refuses in them."""
         try:
             return self._calls[method](features)
         except (ValueError, TypeError) as error:
             # What the estimator refuses in the input is the client's to fix; anything else is the server's (500).
             raise BadRequest(f"{self.facts.type_name}.{method} cannot take this input: {error}") from error
 
-    def _tensor(self, name: str, result: Any) -> np.ndarray[Any, Any]:
+    def tensor(self, name: str, result: Any) -> np.ndarray[Any, Any]:
+        """A method's result as the output tensor the signature declares."""
         result = _dense(result)
         if isinstance(result, list):  # a multi-output classifier's probabilities: a (rows, classes) block per output
             try:

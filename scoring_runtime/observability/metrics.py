@@ -123,6 +123,16 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.batches = Counter(
+            "scoring_model_batches",
+            "Calls of a model served without a script, each scoring one request or several that waited together.",
+            registry=registry,
+        )
+        self.batched_requests = Counter(
+            "scoring_model_batched_requests",
+            "Requests those calls scored: over scoring_model_batches_total, the mean batch size.",
+            registry=registry,
+        )
         self.init_seconds = Gauge(
             "scoring_init_duration_seconds",
             "Time init() took for the script this process serves.",
@@ -136,6 +146,11 @@ class Metrics:
     def run_finished(self, elapsed_ms: float) -> None:
         """On a run thread."""
         self._run_durations.observe(elapsed_ms / 1000.0)
+
+    def batch_finished(self, size: int) -> None:
+        """On a run thread (prometheus_client's values are locked)."""
+        self.batches.inc()
+        self.batched_requests.inc(size)
 
     def sync(self) -> None:
         """Under gunicorn, write what is counted to the multiprocess files now (on the event loop)."""
