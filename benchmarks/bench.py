@@ -1,11 +1,13 @@
 """Side-by-side throughput, latency, CPU and memory of scoring_runtime, the reference azmlinfsrv and a bare floor.
 
 Usage: python benchmarks/bench.py [--duration 3] [--rounds 3] [--warmup 1] [--quick] [--scenarios a,b]
-       [--servers wire,floor,scoring_runtime:1,reference,mlserver] [--concurrency 1,8,64] [--out results/<time>.jsonl]
+       [--servers wire,floor,scoring_runtime:1,reference,mlserver,mlserver-batching] [--concurrency 1,8,64]
+       [--out results/<time>.jsonl]
 
 For every scenario (bench_scenarios.py) and server (wire_app.py's bare sockets, floor_app.py's floor, scoring_runtime
 and the reference with 1 and 2 workers; the no-code scenarios of bench_nocode.py name their own, one worker each,
-MLServer among them), every server pinned to core 1 and wrk to core 0:
+MLServer among them, and on v2_sklearn MLServer with its adaptive batching on too, mlserver-batching), every server
+pinned to core 1 and wrk to core 0:
 1. alone, one server at a time: spawn, time the first 200 on `GET /` (cold start) and on the scenario's POST, check
    that answer against the floor's, read the idle PSS, load it at the highest concurrency, read the PSS again;
 2. all servers up at once: for each concurrency, a warm-up of each, then `--rounds` timed wrk runs of each in
@@ -26,7 +28,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench_nocode import mlserver_versions
+from bench_nocode import MLSERVERS, mlserver_versions
 from bench_scenarios import HERE, SCENARIOS, Scenario
 from bench_servers import (
     ALL_SERVERS,
@@ -161,7 +163,7 @@ def load(scenario: Scenario, body: Path, ctx: Context) -> dict[tuple[ServerKind,
                     rounds.setdefault((server.kind, connections), []).append(result)
                     ctx.done += 1
                     ctx.progress(
-                        f"{scenario.name:13} {server.kind.label:17} c={connections:<3} {result['rps']:8,.0f} req/s  "
+                        f"{scenario.name:13} {server.kind.label:20} c={connections:<3} {result['rps']:8,.0f} req/s  "
                         f"p99 {result['p99_ms']:8.2f} ms  cpu {result['cpu_us_per_request']:7.0f} us/req  "
                         f"errors {result['errors_total']}"
                     )
@@ -233,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         print("WARNING: another wrk is running on this machine: its load will disturb these figures", flush=True)
     chosen = [kind for scenario in args.scenarios for kind in kinds(scenario, args.servers)]
     ref_python = ensure_reference_venv() if any(k.name == "reference" for k in chosen) else None
-    mlserver = any(k.name == "mlserver" for k in chosen)
+    mlserver = any(k.name in MLSERVERS for k in chosen)
     if mlserver:
         ensure_mlserver_venv()
     # The run's name: the output file's, so that its server logs sit beside it under the same name.

@@ -2,7 +2,8 @@
 
 The three scenarios serve the iris classifier of sample_models/ (built by sample_models/build_models.py) with no
 entry script, on the rows of its sample-request.json:
-- v2_sklearn: ours against Seldon MLServer (mlserver-sklearn), both on `POST /v2/models/iris/infer`;
+- v2_sklearn: ours against Seldon MLServer (mlserver-sklearn), both on `POST /v2/models/iris/infer`; MLServer again
+  with its adaptive batching on (`mlserver-batching`, see ADAPTIVE_BATCHING), for context, not as a target;
 - score_sklearn: ours on Azure ML's `/score` against the reference running the equivalent hand-written score.py;
 - v2_onnx: ours serving the same classifier converted to ONNX; MLServer has no ONNX runtime, so ours on v2_sklearn
   is its only comparison, for context.
@@ -10,7 +11,8 @@ entry script, on the rows of its sample-request.json:
 MLServer runs from benchmarks/.venv-mlserver (mlserver-requirements.txt) as the reference runs from its own venv, in
 process (`parallel_workers: 0`): 1.7.1's default worker pool dies at start on Python 3.11 with uvloop 0.23 ("There is
 no current event loop in thread 'MainThread'", in the worker's signal set-up), and in-process is its documented mode
-for light models. Its other settings are its defaults, as the other servers run on theirs.
+for light models. Its other settings are its defaults, as the other servers run on theirs: `mlserver-batching` alone
+changes the model's.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ MLSERVER_VENV = HERE / ".venv-mlserver"
 MLSERVER_REQUIREMENTS = HERE / "mlserver-requirements.txt"
 MLSERVER_READY = "/v2/health/ready"  # MLServer answers 404 on `GET /`
 NO_CODE = ("v2_sklearn", "score_sklearn", "v2_onnx")
+# Ours scores concurrent requests for a scikit-learn model in one predict call, at most 32 (SCORING_MODEL_MAX_BATCH's
+# default), and waits for nothing. MLServer's adaptive batching is off by default, and with no wait it does not batch
+# at all (a max_batch_time of 0 turns it off): 1 ms is a small wait that still gets the batching it offers, as close
+# as it allows to ours.
+ADAPTIVE_BATCHING: dict[str, Any] = {"max_batch_size": 32, "max_batch_time": 0.001}
+# The server kinds (bench_servers.py) that are MLServer, and what each adds to the model's settings.
+MLSERVERS: dict[str, dict[str, Any]] = {"mlserver": {}, "mlserver-batching": ADAPTIVE_BATCHING}
 
 
 def iris_rows() -> list[list[float]]:
@@ -114,23 +123,25 @@ def mlserver_settings(http_port: int, grpc_port: int, metrics_port: int, scratch
     }
 
 
-def mlserver_model_settings(model_file: Path) -> dict[str, Any]:
-    """The model's model-settings.json: the scikit-learn runtime on the joblib file, named as in our V2 path."""
+def mlserver_model_settings(model_file: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The model's model-settings.json: the scikit-learn runtime on the joblib file, named as in our V2 path, with
+    `extra` (a kind's of MLSERVERS)."""
     return {
         "name": MODEL_NAME,
         "implementation": "mlserver_sklearn.SKLearnModel",
         "parameters": {"uri": str(model_file)},
+        **(extra or {}),
     }
 
 
-def mlserver_command(model_dir: Path, ports: tuple[int, int, int], scratch: Path) -> list[str]:
-    """Writes MLServer's settings into `scratch` and returns the command that serves them.
+def mlserver_command(model_dir: Path, ports: tuple[int, int, int], scratch: Path, kind: str = "mlserver") -> list[str]:
+    """Writes the settings of MLServer's `kind` (one of MLSERVERS) into `scratch`; the command that serves them.
 
     The model's settings sit in a folder named after the model, which MLServer expects (it warns otherwise)."""
     (scratch / "settings.json").write_text(json.dumps(mlserver_settings(*ports, scratch)))
     model_folder = scratch / MODEL_NAME
     model_folder.mkdir(exist_ok=True)
-    model_settings = mlserver_model_settings(model_dir / "model.joblib")
+    model_settings = mlserver_model_settings(model_dir / "model.joblib", MLSERVERS[kind])
     (model_folder / "model-settings.json").write_text(json.dumps(model_settings))
     return [str(MLSERVER_VENV / "bin" / "mlserver"), "start", str(scratch)]
 

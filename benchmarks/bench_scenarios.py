@@ -112,7 +112,7 @@ SCENARIOS = [
         no_code=True,
         model_name=MODEL_NAME,
         path=V2_PATH,
-        servers=("scoring_runtime:1", "mlserver:1"),
+        servers=("scoring_runtime:1", "mlserver:1", "mlserver-batching:1"),
         expected=expected_labels,
         same=same_labels,
     ),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from bench_nocode import MLSERVER_READY, MLSERVER_REQUIREMENTS, MLSERVER_VENV, mlserver_command
+from bench_nocode import MLSERVER_READY, MLSERVER_REQUIREMENTS, MLSERVER_VENV, MLSERVERS, mlserver_command
 from bench_scenarios import HERE, ROOT, Scenario
 
 REF_VENV = HERE / ".venv-ref"
@@ -35,7 +35,8 @@ SETTING_PREFIXES = ("AZUREML_", "AML_", "SCORING_", "WORKER_", "SERVICE_", "SEPE
 
 @dataclass(frozen=True)
 class ServerKind:
-    name: str  # scoring_runtime, reference, floor, wire or mlserver (the no-code V2 scenarios' peer)
+    # scoring_runtime, reference, floor, wire, mlserver (v2_sklearn's peer) or mlserver-batching (there for context)
+    name: str
     workers: int
 
     @property
@@ -51,6 +52,7 @@ ALL_SERVERS = [
     ServerKind("reference", 1),
     ServerKind("reference", 2),
     ServerKind("mlserver", 1),
+    ServerKind("mlserver-batching", 1),
 ]
 
 
@@ -131,9 +133,9 @@ def server_command(
 ) -> list[str]:
     """The server's command line; `scratch`, a folder of the server's own, holds what MLServer reads at start."""
     model = ["--model_dir", str(scenario.model_dir)] if scenario.model_dir else []
-    if kind.name == "mlserver":
+    if kind.name in MLSERVERS:
         assert scenario.model_dir is not None and scratch is not None
-        return mlserver_command(scenario.model_dir, (port, free_port(), free_port()), scratch)
+        return mlserver_command(scenario.model_dir, (port, free_port(), free_port()), scratch, kind.name)
     if kind.name == "scoring_runtime" and scenario.no_code:
         named = ["--model_name", scenario.model_name] if scenario.model_name else []
         command = [sys.executable, "-m", "scoring_runtime", *model, *named]
@@ -241,7 +243,7 @@ class RunningServer:
 
     def wait_ready(self, timeout: float = 60.0) -> float:
         """Seconds from spawn to the first 200 on `GET /` (MLServer: on its readiness route)."""
-        ready = self.url + (MLSERVER_READY if self.kind.name == "mlserver" else "/")
+        ready = self.url + (MLSERVER_READY if self.kind.name in MLSERVERS else "/")
         while time.monotonic() - self.spawned < timeout:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.kind.label} exited with {self.process.returncode}: see {self.log_path}")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_scenarios import BY_NAME, HERE
-from report_nocode import NO_CODE, PEERS, nocode_targets
+from report_nocode import COLORS as NOCODE_COLORS, NO_CODE, PEERS, nocode_targets
 
 Row = dict[str, Any]
 Key = tuple[str, str, int, int]  # scenario, server, workers, concurrency
@@ -31,7 +31,7 @@ COLORS = {
     "scoring_runtime w2": "tab:cyan",
     "reference w1": "tab:red",
     "reference w2": "tab:orange",
-    "mlserver w1": "tab:purple",
+    **NOCODE_COLORS,
 }
 # The throughput targets: scenario and the least ratio to the reference's req/s, one worker, c=8.
 THROUGHPUT_TARGETS = [("echo", 8.0), ("numpy_1x10", 5.0), ("numpy_1000x10", 4.0), ("pandas_10x3", 8.0)]

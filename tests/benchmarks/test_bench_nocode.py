@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import bench  # noqa: E402
 import bench_nocode  # noqa: E402
 import bench_scenarios  # noqa: E402
 import bench_servers  # noqa: E402
@@ -103,6 +104,41 @@ def test_mlserver_is_set_up_in_process_on_127_0_0_1_with_the_model_under_its_nam
     }
 
 
+def test_mlserver_batching_differs_from_mlserver_only_by_adaptive_batching_in_the_model_settings(
+    tmp_path: Path,
+) -> None:
+    model_dir = ROOT / "sample_models/iris/model"
+    plain, batching = tmp_path / "plain", tmp_path / "batching"
+    plain.mkdir()
+    batching.mkdir()
+    bench_nocode.mlserver_command(model_dir, (8001, 8002, 8003), plain)
+    kind = bench_servers.ServerKind("mlserver-batching", 1)
+    command = bench_servers.server_command(kind, bench_scenarios.BY_NAME["v2_sklearn"], 8001, None, batching)
+    assert command == [str(bench_nocode.MLSERVER_VENV / "bin/mlserver"), "start", str(batching)]
+    model = json.loads((batching / "iris/model-settings.json").read_text())
+    assert model == {
+        **json.loads((plain / "iris/model-settings.json").read_text()),
+        "max_batch_size": 32,
+        "max_batch_time": 0.001,
+    }
+    # the server-wide settings are the same but for the ports gRPC and metrics were given and the scratch folder
+    ignored = ("grpc_port", "metrics_port", "metrics_dir")
+    server = json.loads((batching / "settings.json").read_text())
+    assert {k: v for k, v in server.items() if k not in ignored} == {
+        k: v for k, v in json.loads((plain / "settings.json").read_text()).items() if k not in ignored
+    }
+
+
+def test_mlserver_declares_the_adaptive_batching_fields_the_benchmark_sets() -> None:
+    # MLServer's ModelSettings ignores unknown keys: a misspelt field would leave batching silently off.
+    found = sorted(bench_nocode.MLSERVER_VENV.glob("lib/python*/site-packages/mlserver/settings.py"))
+    if not found:
+        pytest.skip("no MLServer venv: `make bench` creates it")
+    source = found[0].read_text()
+    for field, value in bench_nocode.ADAPTIVE_BATCHING.items():
+        assert f"\n    {field}: {type(value).__name__} = " in source
+
+
 def test_ours_serves_the_no_code_scenarios_with_no_entry_script(tmp_path: Path) -> None:
     kind = bench_servers.ServerKind("scoring_runtime", 1)
     command = bench_servers.server_command(kind, bench_scenarios.BY_NAME["v2_onnx"], 9000, None, tmp_path)
@@ -124,17 +160,27 @@ def test_each_scenario_takes_only_its_servers() -> None:
         scenario = bench_scenarios.BY_NAME[name]
         return [k.label for k in bench_servers.ALL_SERVERS if scenario.takes(k.name, k.workers)]
 
-    assert taking("v2_sklearn") == ["scoring_runtime w1", "mlserver w1"]
+    assert taking("v2_sklearn") == ["scoring_runtime w1", "mlserver w1", "mlserver-batching w1"]
     assert taking("score_sklearn") == ["scoring_runtime w1", "reference w1"]
     assert taking("v2_onnx") == ["scoring_runtime w1"]
-    assert "mlserver w1" not in taking("echo") and len(taking("echo")) == 6
+    assert not {"mlserver w1", "mlserver-batching w1"} & set(taking("echo")) and len(taking("echo")) == 6
+
+
+def test_servers_picks_mlserver_batching_apart_from_mlserver() -> None:
+    args = bench.parse_args(["--scenarios", "v2_sklearn", "--servers", "scoring_runtime,mlserver-batching"])
+    assert [k.label for k in bench.kinds(args.scenarios[0], args.servers)] == [
+        "scoring_runtime w1",
+        "mlserver-batching w1",
+    ]
+    args = bench.parse_args(["--scenarios", "v2_sklearn", "--servers", "mlserver"])
+    assert [k.label for k in bench.kinds(args.scenarios[0], args.servers)] == ["mlserver w1"]
 
 
 def row(scenario: str, server: str, concurrency: int, rps: float, p99_ms: float, **extra: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
         "run": "20260101T000000Z",
         "settings": {"duration_s": 3.0, "rounds": 3, "warmup_s": 1.0},
-        "versions": {"commit": "abc1234"},
+        "versions": {"commit": "abc1234", "mlserver": "1.7.1", "mlserver scikit-learn": "1.5.2"},
         "scenario": scenario,
         "server": server,
         "workers": 1,
@@ -162,6 +208,8 @@ def test_the_report_judges_the_no_code_targets_against_their_own_peers(tmp_path:
     for concurrency in (1, 8, 64):
         rows.append(row("v2_sklearn", "scoring_runtime", concurrency, 4000.0, 10.0))
         rows.append(row("v2_sklearn", "mlserver", concurrency, 1000.0, 25.0, answer_matches_floor=concurrency != 8))
+        # faster than ours: were the targets set against it, they would change
+        rows.append(row("v2_sklearn", "mlserver-batching", concurrency, 8000.0, 2.0))
         rows.append(row("score_sklearn", "scoring_runtime", concurrency, 4000.0, 10.0))
         rows.append(row("score_sklearn", "reference", concurrency, 1000.0, 300.0))
         rows.append(row("v2_onnx", "scoring_runtime", concurrency, 6000.0, 5.0, log_bytes_per_request=0.0))
@@ -176,6 +224,10 @@ def test_the_report_judges_the_no_code_targets_against_their_own_peers(tmp_path:
     assert "ours on `v2_onnx` (the same classifier through ONNX Runtime, FP32) makes 1.50x the req/s" in text
     assert "with 0.50x its p99 at c=64" in text
     assert "these differed: mlserver w1 on v2_sklearn." in text
+    no_batching = [r for r in rows if r["server"] != "mlserver-batching"]
+    source.write_text("".join(json.dumps(r) + "\n" for r in no_batching))
+    report.main([str(source), "--out-dir", str(tmp_path / "plain"), "--no-chart"])
+    assert "adaptive batching" not in (tmp_path / "plain" / "RESULTS.md").read_text()
     assert "| no errors in any no-code run of ours | 0 errors | **pass** |" in text
     assert "| 0 to 80 bytes of log per request; none on v2_onnx | **FAIL** |" in text
     # Issues 5 and 18's targets are for the scripted scenarios: a run of no-code scenarios alone leaves them out
@@ -184,6 +236,16 @@ def test_the_report_judges_the_no_code_targets_against_their_own_peers(tmp_path:
     assert "| scoring_runtime w1 | 4,000 (4.00x mlserver) | 4,000 (4.00x mlserver) |" in text
     assert "| scoring_runtime w1 | 4,000 (4.00x ref) |" in text
     assert "| scoring_runtime w1 | 6,000 | 6,000 | 6,000 | 5.0 ms |" in text
+    # MLServer with adaptive batching: a row of its own after MLServer's, for context, and said so once
+    assert text.index("| mlserver w1 | 1,000 |") < text.index(
+        "| mlserver-batching w1 | 8,000 | 8,000 | 8,000 | 2.0 ms |"
+    )
+    said = (
+        "MLServer's adaptive batching is off by default; the `mlserver-batching` row of `v2_sklearn` turns it on, "
+        "for context and judged by no target: `max_batch_size` 32, ours' batch cap, and `max_batch_time` 1 ms,"
+    )
+    assert text.count(said) == 1
+    assert "Versions: mlserver 1.7.1, mlserver scikit-learn 1.5.2." in text
 
 
 def test_a_run_without_no_code_scenarios_has_no_no_code_section(tmp_path: Path) -> None:
