@@ -158,7 +158,8 @@ class RunThreads:
             self.abandoned += 1
             self.abandoned_total += 1
             alive = self.abandoned
-        self.outstanding -= 1
+        # Every call of an abandoned batch is over for its client: each was counted.
+        self.outstanding -= len(started[1]) if started is not None else 1
         if self.on_abandoned is not None:
             self.on_abandoned(alive, True)
         if interrupted:  # it waits in a thread stuck in C: do not let it keep every thread on the slow path

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from scoring_runtime.contract import interrupts
 from scoring_runtime.contract.batches import Batch, BatchItem
 from scoring_runtime.contract.interrupts import RunTimedOut
 from scoring_runtime.contract.runner import RunThreads
@@ -217,14 +218,16 @@ def test_waiting_calls_of_a_worker_being_replaced_fail_and_running_ones_still_an
 
 def test_a_batch_is_stopped_past_its_timeout_only_once_every_call_in_it_has_timed_out() -> None:
     stopped = threading.Event()
+    give_up = threading.Event()
 
     def handle(arguments: list[Any]) -> list[Any]:
         try:
-            while True:
+            while not give_up.is_set():
                 pass
         except RunTimedOut:
             stopped.set()
             raise
+        return arguments
 
     async def scenario() -> tuple[bool, bool, list[Any], int]:
         threads = RunThreads(1)
@@ -239,18 +242,22 @@ def test_a_batch_is_stopped_past_its_timeout_only_once_every_call_in_it_has_time
                 await asyncio.sleep(0.001)
             assert set(threads.overdue(0.0)) == {first, second}
             first.set_exception(TimeoutError())
-            alone = threads.stop_overdue(first, 5.0)  # the second still has time: the batch runs on
+            alone = threads.stop_overdue(first, 0.2)  # the second still has time: the batch runs on
             second.set_exception(TimeoutError())
-            both = threads.stop_overdue(second, 5.0)
-            await asyncio.get_running_loop().run_in_executor(None, stopped.wait, 5.0)
+            both = threads.stop_overdue(second, 0.2)
             answers = await asyncio.gather(first, second, return_exceptions=True)
+            # Interrupted, the batch ends and settles; where interrupts are unavailable (under a tracer, such as
+            # coverage's on 3.11), its thread is given up after the grace, and both its calls stop counting.
             while threads.outstanding:
-                await asyncio.sleep(0.001)
+                await asyncio.sleep(0.01)
             return alone, both, list(answers), threads.abandoned
         finally:
+            give_up.set()
             threads.stop()
 
+    interruptible = interrupts.unavailable() is None
     alone, both, answers, abandoned = asyncio.run(scenario())
     assert not alone and both
-    assert stopped.is_set() and abandoned == 0
     assert all(isinstance(answer, TimeoutError) for answer in answers)
+    assert stopped.is_set() == interruptible
+    assert abandoned == (0 if interruptible else 1)
