@@ -185,12 +185,16 @@ def run_uvicorn(settings: Settings, auth: Authenticator) -> int:
     )
     sockets = inherited_sockets(len(configs)) or [config.bind_socket() for config in configs]
     # Once drained, uvicorn raises the signal that stopped it again, under the handler that was there before it
-    # started. A SIGTERM that drained cleanly is a clean exit (status 0), as orchestrators expect.
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    # started. A SIGTERM that drained cleanly is a clean exit (status 0), as orchestrators expect; so is a SIGINT,
+    # which under asyncio's runner would otherwise end a finished shutdown in a KeyboardInterrupt traceback (seen
+    # with Debian 12's Python 3.11.2, as PID 1 of our image).
+    stopping = (signal.SIGTERM, signal.SIGINT)
+    previous = {signum: signal.signal(signum, lambda signum, frame: None) for signum in stopping}
     try:
         server.run(sockets=sockets)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if server.successor_fds is not None:
         execute_again(server.successor_fds)
     return 0 if server.started else STARTUP_FAILURE_EXIT
