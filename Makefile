@@ -14,7 +14,7 @@ PYTEST_ARGS ?= -n 2
 
 .PRECIOUS: .venv-%/.installed
 
-.PHONY: run test test-main test-quick test-floor test-pythons lint typecheck install install-dev reference kserve-client test-tensorflow bench clean
+.PHONY: image test-images run test test-main test-quick test-floor test-pythons lint typecheck install install-dev reference kserve-client test-tensorflow bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,15 +39,15 @@ run: install
 	$(BIN)/scoring-runtime --entry_script $(SAMPLE)/score.py --model_dir $(SAMPLE)/model --host 127.0.0.1 --port 5001
 
 lint: install-dev
-	$(BIN)/ruff check scoring_runtime tests benchmarks sample_models
-	$(BIN)/ruff format --check scoring_runtime tests benchmarks sample_models
+	$(BIN)/ruff check scoring_runtime tests benchmarks sample_models base-images
+	$(BIN)/ruff format --check scoring_runtime tests benchmarks sample_models base-images
 
 typecheck: install-dev
 	$(BIN)/mypy
 
 # Everything CI runs: lint, types, the suite with coverage, then at the dependency floors and on the other Pythons,
 # and the TensorFlow backend in a venv of its own.
-test: lint typecheck test-main test-floor test-pythons test-tensorflow
+test: lint typecheck test-main test-floor test-pythons test-tensorflow test-images
 
 # The reference server (azmlinfsrv 1.5.1) in a venv of its own, as the benchmark uses it: tests compare our start-up
 # lines and the script's environment with what it produces.
@@ -103,6 +103,16 @@ test-tensorflow: .venv-tf/.installed
 	.venv-tf/bin/python -m coverage run --rcfile=/dev/null --branch --data-file=.coverage-tf \
 	  --include='scoring_runtime/models/tensorflow_model.py' -m pytest -p no:cacheprovider tests/models/test_tensorflow_model.py tests/models/test_tensorflow_server.py
 	.venv-tf/bin/python -m coverage report --rcfile=/dev/null --data-file=.coverage-tf --show-missing --fail-under=90
+
+# The images of base-images/ built for real (buildah on a Debian rootfs from mmdebstrap: no Docker daemon, no
+# registry) and run (tests/containers). As root, buildah and mmdebstrap are installed from Debian's packages.
+test-images: install-dev
+	$(BIN)/pytest -p no:cacheprovider -m container tests/containers
+
+# The runtime image alone, as scoring-runtime:local (IMAGE_EXTRAS=sklearn,onnx for the no-code variant).
+IMAGE_EXTRAS ?=
+image: install-dev
+	$(BIN)/python base-images/build_local.py runtime --extras '$(IMAGE_EXTRAS)'
 
 test-floor: .venv-floor/.installed
 	.venv-floor/bin/python -m pytest $(PYTEST_ARGS) -p no:cacheprovider

@@ -24,8 +24,14 @@ REFERENCE_FLAGS = (
 )  # fmt: skip
 
 
+# Other names of our flags: KServe starts a custom runtime with `--model_dir /mnt/models --http_port 8080
+# --model_name NAME`, the flags of its own Python model servers.
+ALIASES = {"port": ("http_port",)}
+
+
 def _spellings(flag: str) -> list[str]:
-    return [f"--{flag}"] + ([f"--{flag.replace('_', '-')}"] if "_" in flag else [])
+    names = (flag, *ALIASES.get(flag, ()))
+    return [spelling for name in names for spelling in dict.fromkeys((f"--{name}", f"--{name.replace('_', '-')}"))]
 
 
 def long_options() -> dict[str, str]:

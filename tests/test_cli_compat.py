@@ -107,6 +107,13 @@ def test_abbreviated_command_line_in_full(clean: Path) -> None:
     )  # fmt: skip
 
 
+def test_kserves_flags_for_a_custom_runtime_are_understood(clean: Path) -> None:
+    # What KServe's ServingRuntime of deploy/kserve passes, as it passes it to its own Python model servers.
+    settings, _ = settings_from(["--model_dir", "/mnt/models", "--http_port", "8080", "--model_name", "iris"])
+    assert (settings.model_dir, settings.port, settings.model_name) == ("/mnt/models", 8080, "iris")
+    assert settings_from(["--http-port=8081"])[0].port == 8081
+
+
 def test_help_shows_the_reference_flags(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         settings_from(["--help"])

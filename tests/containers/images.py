@@ -1,0 +1,160 @@
+"""The images of base-images/, built with buildah for the tests (base-images/build_local.py), and run from them.
+
+An image is rebuilt when the sources it is made of have changed since it was built: its label records their digest.
+A container runs the image's own entry point, environment, user and working folder, through `buildah run` (chroot
+isolation, the host's network), so that the tests reach it on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+
+from tests.helpers import ROOT, free_port
+
+SOURCE_LABEL = "org.scoring-runtime.source"
+ENTRY_POINT = b"/opt/scoring-runtime/bin/scoring-runtime"
+
+
+def _build_local() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("build_local", ROOT / "base-images" / "build_local.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build_local = _build_local()
+
+
+def source_digest(dockerfile: Path, extras: str) -> str:
+    """What an image is made of: the Dockerfile, the package's sources and metadata, the extras asked for."""
+    digest = hashlib.sha256(extras.encode())
+    paths = [dockerfile, ROOT / "pyproject.toml", ROOT / "README.md", ROOT / ".dockerignore"]
+    paths += sorted(
+        path for path in (ROOT / "scoring_runtime").rglob("*") if path.is_file() and "__pycache__" not in path.parts
+    )
+    for path in paths:
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def inspect(image: str) -> dict[str, Any]:
+    shown = subprocess.run(
+        ["buildah", "inspect", "--type", "image", image], env=build_local.environment(), capture_output=True, text=True
+    )
+    if shown.returncode != 0:
+        return {}
+    found: dict[str, Any] = json.loads(shown.stdout)
+    return found
+
+
+def config(image: str) -> dict[str, Any]:
+    """The image's Docker configuration: Entrypoint, Env, User, WorkingDir, ExposedPorts, Healthcheck, Labels."""
+    found: dict[str, Any] = inspect(image)["Docker"]["config"]
+    return found
+
+
+def image(name: str, extras: str = "") -> str:
+    """The runtime image with `extras`, built unless an image of the same sources is there already."""
+    dockerfile = ROOT / "base-images" / "runtime" / "Dockerfile"
+    digest = source_digest(dockerfile, extras)
+    found = inspect(name)
+    if found and (found["Docker"]["config"].get("Labels") or {}).get(SOURCE_LABEL) == digest:
+        return name
+    build_local.ensure_tools()
+    build_local.build(dockerfile, name, {"EXTRAS": extras}, labels={SOURCE_LABEL: digest})
+    return name
+
+
+class Container:
+    """One container of `image` serving with the image's own command; its output goes to a log file."""
+
+    def __init__(self, image: str, log_dir: Path, env: dict[str, str], volumes: dict[Path, str]) -> None:
+        self.image = image
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        settings = config(image)
+        buildah = build_local.environment()
+        self.name = subprocess.run(
+            ["buildah", "from", "--pull-never", image], env=buildah, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        command = ["buildah", "run", "--isolation", "chroot", "--network", "host", "-e", f"SERVER_PORT={self.port}"]
+        command += [f"--env={key}={value}" for key, value in env.items()]
+        command += [f"--volume={source}:{target}:ro" for source, target in volumes.items()]
+        self.log_path = log_dir / f"container-{self.port}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [*command, self.name, "--", *settings["Entrypoint"]],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=buildah,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 90.0) -> Container:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"container exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/ready", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"container not ready after {timeout}s:\n{self.log()}")
+
+    def server_pid(self) -> int:
+        """The server's process, the one `docker run` would make PID 1: the first descendant of `buildah run` whose
+        command is the image's entry point (not buildah's helper that starts it, whose arguments name it too)."""
+        pending = [self.process.pid]
+        while pending:
+            pid = pending.pop(0)
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except FileNotFoundError:
+                continue
+            argv = command.split(b"\0")
+            if pid != self.process.pid and ENTRY_POINT in argv and not argv[0].startswith(b"buildah"):
+                return pid
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        raise LookupError(f"no server process under {self.process.pid}")
+
+    def signal(self, number: signal.Signals) -> None:
+        os.kill(self.server_pid(), number)
+
+    def wait_exit(self, timeout: float = 30.0) -> int:
+        return self.process.wait(timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def exec(self, *command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """`command` in a second process of the same container (as `docker exec`)."""
+        options = [f"--env={key}={value}" for key, value in (env or {}).items()]
+        return subprocess.run(
+            ["buildah", "run", "--isolation", "chroot", "--network", "host", *options, self.name, "--", *command],
+            env=build_local.environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        self._log.close()
+        subprocess.run(["buildah", "rm", self.name], env=build_local.environment(), capture_output=True)
