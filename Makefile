@@ -109,7 +109,8 @@ test-tensorflow: .venv-tf/.installed
 test-images: install-dev
 	$(BIN)/pytest -p no:cacheprovider -m container tests/containers
 
-# The runtime image alone, as scoring-runtime:local (IMAGE_EXTRAS=sklearn,onnx for the no-code variant).
+# The runtime image, as scoring-runtime:<version> (IMAGE_EXTRAS=sklearn,onnx: scoring-runtime-nocode:<version>), the
+# base image `scoring-runtime package` and deploy/ name.
 IMAGE_EXTRAS ?=
 image: install-dev
 	$(BIN)/python base-images/build_local.py runtime --extras '$(IMAGE_EXTRAS)'

@@ -4,8 +4,8 @@ A Debian rootfs with python3, python3-venv, ca-certificates and libstdc++6, made
 buildah as a local image; our Dockerfiles are then built on it (BASE_IMAGE) by `buildah bud` with chroot isolation,
 which needs no daemon and works as root in a container. The rootfs is cached, made once.
 
-    python base-images/build_local.py runtime                 # scoring-runtime:local
-    python base-images/build_local.py runtime --extras sklearn,onnx --tag scoring-runtime-nocode:local
+    python base-images/build_local.py runtime                          # scoring-runtime:<version>
+    python base-images/build_local.py runtime --extras sklearn,onnx    # scoring-runtime-nocode:<version>
 
 `--format docker` matters: the OCI image format has no HEALTHCHECK. Inside a build pip reaches PyPI through this
 machine's CA bundle, mounted read-only with a pip.conf naming it; a Docker build on an open network needs neither.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -134,16 +135,26 @@ def image_size(name: str) -> int:
         buildah("rm", container, capture=True)
 
 
+def version() -> str:
+    """Our version, as the wheel built into the image has it."""
+    text = (ROOT / "scoring_runtime" / "_version.py").read_text()
+    match = re.search(r"__version__ = \"([^\"]+)\"", text)
+    if match is None:
+        raise SystemExit("scoring_runtime/_version.py holds no __version__")
+    return match.group(1)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "image", choices=sorted(path.name for path in HERE.iterdir() if (path / "Dockerfile").is_file())
     )
     parser.add_argument("--extras", default="", help="extras to install, e.g. sklearn,onnx")
-    parser.add_argument("--tag", help="image name (default scoring-<image>:local)")
+    parser.add_argument("--tag", help="image name (default scoring-<image>[-nocode]:<our version>)")
     args = parser.parse_args(argv)
     ensure_tools()
-    tag = args.tag or f"scoring-{args.image}:local"
+    # The names deploy/ and `scoring-runtime package` expect: the server alone, or with model frameworks.
+    tag = args.tag or f"scoring-{args.image}{'-nocode' if args.extras else ''}:{version()}"
     build(HERE / args.image / "Dockerfile", tag, {"EXTRAS": args.extras})
     print(f"built {tag} with buildah on {BASE}")
 

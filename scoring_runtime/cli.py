@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scoring-runtime",
         description="Serve an Azure ML score.py (init() and run()) over HTTP.",
-        epilog="Every flag has an environment variable; see docs/configuration.md.",
+        epilog="Every flag has an environment variable; see docs/configuration.md. `scoring-runtime package --help`: "
+        "make a Docker build context of a score.py and its models (docs/packaging.md).",
         # Prefixes are expanded by expand_abbreviations, which knows which flags the reference had.
         allow_abbrev=False,
     )
@@ -110,8 +111,13 @@ def settings_from(argv: Sequence[str]) -> tuple[Settings, list[str]]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "package":
+        from scoring_runtime.packaging import main as package  # deferred: the server never imports packaging
+
+        sys.exit(package(argv[1:]))
     try:
-        settings, warnings = settings_from(sys.argv[1:] if argv is None else argv)
+        settings, warnings = settings_from(argv)
     except ConfigError as exc:
         print(f"scoring-runtime: configuration error: {exc}", file=sys.stderr)
         sys.exit(STARTUP_FAILURE_EXIT)

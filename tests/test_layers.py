@@ -21,6 +21,8 @@ PACKAGE = ROOT / "scoring_runtime"
 BASE = frozenset({"_version", "errors", "config", "config_values", "settings", "settings_models", "glibc"})
 # Our layers: what each may import of ours (its own modules always).
 ALLOWED: dict[str, frozenset[str]] = {
+    # A tool for the machine that builds images (`scoring-runtime package`): only the command line reaches it.
+    "packaging": BASE,
     "_version": frozenset(),
     "errors": frozenset(),
     "config_values": frozenset(),
@@ -35,11 +37,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "observability": BASE,
     "app": BASE | {"contract", "azureml", "auth", "observability", "models"},
     "serving": BASE | {"app", "auth", "observability"},
-    "cli": BASE | {"serving"},
+    "cli": BASE | {"serving", "packaging"},
     "__main__": frozenset({"cli"}),
 }
 # Layers whose imports of another layer must go through that layer's package root (its documented surface).
-THROUGH_ROOT = {"serving": frozenset({"app"}), "cli": frozenset({"serving"})}
+THROUGH_ROOT = {"serving": frozenset({"app"}), "cli": frozenset({"serving", "packaging"})}
 WEB = frozenset({"starlette", "uvicorn", "uvicorn_worker", "gunicorn", "httptools", "uvloop", "h11", "wsproto"})
 SERVERS = frozenset({"uvicorn", "uvicorn_worker", "gunicorn", "httptools", "uvloop", "h11", "wsproto"})
 FORBIDDEN: dict[str, frozenset[str]] = {
@@ -57,6 +59,7 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "observability": WEB,
     "app": SERVERS,
     "cli": WEB | {"prometheus_client"},
+    "packaging": WEB | {"prometheus_client"},
 }
 
 
@@ -157,6 +160,8 @@ SAMPLES = {
     "serving/up.py": "from scoring_runtime.contract.script import UserScript\n",
     "azureml/root.py": "from scoring_runtime import __version__\n",
     "observability/relative.py": "from ..app import ScoringApp\n",
+    "serving/tool.py": "def f():\n    from scoring_runtime.packaging import main\n",
+    "cli/inner.py": "from scoring_runtime.packaging.command import plan\n",
 }
 
 

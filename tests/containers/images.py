@@ -158,3 +158,49 @@ class Container:
             self.process.wait(10)
         self._log.close()
         subprocess.run(["buildah", "rm", self.name], env=build_local.environment(), capture_output=True)
+
+
+class Pid1Container(Container):
+    """A container whose server is PID 1 of its own PID namespace, as under Docker or Kubernetes: buildah's chroot
+    isolation makes none, so the image's root filesystem (buildah mount) is entered here with util-linux's unshare
+    and chroot, with the image's environment, user, working folder and entry point. Only what runs as PID 1 is
+    different: a signal it has no handler for is ignored, and Python does not handle SIGTERM by default."""
+
+    def __init__(self, image: str, log_dir: Path, env: dict[str, str], volumes: dict[Path, str]) -> None:
+        self.image = image
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        settings = config(image)
+        buildah = build_local.environment()
+        self.name = subprocess.run(
+            ["buildah", "from", "--pull-never", image], env=buildah, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        root = subprocess.run(
+            ["buildah", "mount", self.name], env=buildah, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        environment = [*settings["Env"], f"SERVER_PORT={self.port}", *(f"{k}={v}" for k, v in env.items())]
+        binds = " && ".join(f"mount --bind {source} {root}{target}" for source, target in volumes.items())
+        # Each step execs the next, so that the entry point is the namespace's first process.
+        enter = f"{binds + ' && ' if binds else ''}exec chroot --userspec={settings['User']} {root} " + " ".join(
+            ["env", "-i", *(f"'{item}'" for item in environment), "sh", "-c", '\'cd "$0" && exec "$@"\'']
+            + [settings["WorkingDir"], *settings["Entrypoint"]]
+        )
+        command = ["unshare", "--pid", "--fork", "--kill-child", "--mount", f"--mount-proc={root}/proc", "sh", "-c"]
+        self.log_path = log_dir / f"container-{self.port}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [*command, enter], stdout=self._log, stderr=subprocess.STDOUT, env=buildah, start_new_session=True
+        )
+
+    def server_pid(self) -> int:
+        """The namespace's PID 1, as the host numbers it: the child unshare forked."""
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            children = (task / "children").read_text().split()
+            if children:
+                return int(children[0])
+        raise LookupError(f"unshare ({self.process.pid}) has no child")
+
+    def pid_in_namespace(self) -> int:
+        status = Path(f"/proc/{self.server_pid()}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("NSpid:"))
+        return int(line.split()[-1])
