@@ -81,14 +81,7 @@ class Container:
     """One container of `image` serving with the image's own command; its output goes to a log file."""
 
     def __init__(self, image: str, log_dir: Path, env: dict[str, str], volumes: dict[Path, str]) -> None:
-        self.image = image
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        settings = config(image)
-        buildah = build_local.environment()
-        self.name = subprocess.run(
-            ["buildah", "from", "--pull-never", image], env=buildah, capture_output=True, text=True, check=True
-        ).stdout.strip()
+        settings, buildah = self._create(image)
         command = ["buildah", "run", "--isolation", "chroot", "--network", "host", "-e", f"SERVER_PORT={self.port}"]
         command += [f"--env={key}={value}" for key, value in env.items()]
         command += [f"--volume={source}:{target}:ro" for source, target in volumes.items()]
@@ -101,6 +94,17 @@ class Container:
             env=buildah,
             start_new_session=True,
         )
+
+    def _create(self, image: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """A working container of `image` on a free port: the image's configuration, and buildah's environment."""
+        self.image = image
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        buildah = build_local.environment()
+        self.name = subprocess.run(
+            ["buildah", "from", "--pull-never", image], env=buildah, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        return config(image), buildah
 
     def wait_ready(self, timeout: float = 90.0) -> Container:
         deadline = time.monotonic() + timeout
@@ -167,14 +171,7 @@ class Pid1Container(Container):
     different: a signal it has no handler for is ignored, and Python does not handle SIGTERM by default."""
 
     def __init__(self, image: str, log_dir: Path, env: dict[str, str], volumes: dict[Path, str]) -> None:
-        self.image = image
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        settings = config(image)
-        buildah = build_local.environment()
-        self.name = subprocess.run(
-            ["buildah", "from", "--pull-never", image], env=buildah, capture_output=True, text=True, check=True
-        ).stdout.strip()
+        settings, buildah = self._create(image)
         root = subprocess.run(
             ["buildah", "mount", self.name], env=buildah, capture_output=True, text=True, check=True
         ).stdout.strip()
