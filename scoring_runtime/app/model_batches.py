@@ -50,27 +50,13 @@ def score_batch(
     _, model = served
     finished = _recorder(metrics, runs=True)
 
-    def handle(arguments: list[Argument]) -> list[Any]:
-        outcomes: list[Any] = [None] * len(arguments)
-        bodies = []
-        positions = []
-        for index, (body, _) in enumerate(arguments):
-            try:
-                bodies.append(payload.model_input("POST", body, b""))
-                positions.append(index)
-            except Exception as error:  # only ever a BadRequest: the body is not JSON
-                outcomes[index] = error
-        if not bodies:
-            return outcomes
-        started = time.perf_counter()
-        results = model.score_many(bodies)
-        elapsed_ms = (time.perf_counter() - started) * 1000.0
-        finished(len(bodies), elapsed_ms)
-        for index, result in zip(positions, results, strict=True):
-            outcomes[index] = script.failure(result) if isinstance(result, Exception) else respond(result, elapsed_ms)
-        return outcomes
+    def parse(argument: Argument) -> Any:
+        return payload.model_input("POST", argument[0], b"")  # only ever a BadRequest: the body is not JSON
 
-    return Batch(handle, max_size)
+    def answer(_: Any, result: Any, elapsed_ms: float) -> Any:
+        return script.failure(result) if isinstance(result, Exception) else respond(result, elapsed_ms)
+
+    return Batch(lambda arguments: _scored(arguments, parse, model.score_many, answer, finished), max_size)
 
 
 def infer_batch(catalogue: Catalogue | None, max_size: int, metrics: Metrics | None) -> Batch | None:
@@ -82,32 +68,49 @@ def infer_batch(catalogue: Catalogue | None, max_size: int, metrics: Metrics | N
     name, model = served
     finished = _recorder(metrics, runs=False)
 
-    def handle(arguments: list[Argument]) -> list[Any]:
-        outcomes: list[Any] = [None] * len(arguments)
-        requests = []
-        positions = []
-        for index, (body, (header_length, asked, version)) in enumerate(arguments):
-            try:
-                request = v2_codec.decode_request(body, header_length)
-                if asked != name or version is not None:
-                    with catalogue.lease(asked, version):  # the NotFound naming what is served, or the same model
-                        pass
-                requests.append(request)
-                positions.append(index)
-            except Exception as error:
-                outcomes[index] = error
-        if not requests:
-            return outcomes
-        started = time.perf_counter()
-        results = model.infer_many([(request.inputs, request.output_names()) for request in requests])
-        finished(len(requests), (time.perf_counter() - started) * 1000.0)
-        for index, request, result in zip(positions, requests, results, strict=True):
-            outcomes[index] = (
-                result if isinstance(result, Exception) else _safely(infer_response, model, request, result)
-            )
-        return outcomes
+    def parse(argument: Argument) -> v2_codec.InferRequest:
+        body, (header_length, asked, version) = argument
+        request = v2_codec.decode_request(body, header_length)
+        if asked != name or version is not None:
+            with catalogue.lease(asked, version):  # the NotFound naming what is served, or the same model
+                pass
+        return request
 
-    return Batch(handle, max_size)
+    def call(requests: list[v2_codec.InferRequest]) -> list[Any]:
+        return model.infer_many([(request.inputs, request.output_names()) for request in requests])
+
+    def answer(request: v2_codec.InferRequest, result: Any, _: float) -> Any:
+        return result if isinstance(result, Exception) else _safely(infer_response, model, request, result)
+
+    return Batch(lambda arguments: _scored(arguments, parse, call, answer, finished), max_size)
+
+
+def _scored(
+    arguments: list[Argument],
+    parse: Callable[[Argument], Any],
+    call: Callable[[list[Any]], list[Any]],
+    answer: Callable[[Any, Any, float], Any],
+    finished: Callable[[int, float], None],
+) -> list[Any]:
+    """Each request's outcome: its parse error alone, or its answer from one model call for all that parsed."""
+    outcomes: list[Any] = [None] * len(arguments)
+    parsed = []
+    positions = []
+    for index, argument in enumerate(arguments):
+        try:
+            parsed.append(parse(argument))
+            positions.append(index)
+        except Exception as error:
+            outcomes[index] = error
+    if not parsed:
+        return outcomes
+    started = time.perf_counter()
+    results = call(parsed)
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    finished(len(parsed), elapsed_ms)
+    for index, item, result in zip(positions, parsed, results, strict=True):
+        outcomes[index] = answer(item, result, elapsed_ms)
+    return outcomes
 
 
 def _recorder(metrics: Metrics | None, runs: bool) -> Callable[[int, float], None]:
