@@ -4,7 +4,9 @@ outcome, and the runner's accounting (outstanding jobs, timeouts, replacement) i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,6 +30,16 @@ class Recorder:
         return [ValueError(value) if value < 0 else value * 2 for value in arguments]
 
 
+@contextlib.contextmanager
+def _running(count: int) -> Iterator[RunThreads]:
+    threads = RunThreads(count)
+    threads.start()
+    try:
+        yield threads
+    finally:
+        threads.stop()
+
+
 async def _blocked(threads: RunThreads, count: int = 1) -> tuple[threading.Event, list[asyncio.Future[Any]]]:
     """Every run thread busy until the event is set: what is submitted meanwhile waits in the queue."""
     release = threading.Event()
@@ -47,17 +59,13 @@ def test_waiting_calls_run_as_one_and_each_gets_its_own_outcome() -> None:
     handler = Recorder()
 
     async def scenario() -> tuple[list[Any], int]:
-        threads = RunThreads(1)
-        threads.start()
-        try:
+        with _running(1) as threads:
             release, holders = await _blocked(threads)
             batch = Batch(handler, max_size=4)
             pending = [threads.submit_batched(batch, value) for value in (1, 2, -3, 4, 5, 6)]
             release.set()
             answers = await asyncio.gather(*holders, *pending, return_exceptions=True)
             return list(answers), threads.outstanding
-        finally:
-            threads.stop()
 
     answers, outstanding = asyncio.run(scenario())
     assert answers[0] == "held"
@@ -71,13 +79,9 @@ def test_an_idle_server_calls_each_alone_without_waiting_for_a_batch() -> None:
     handler = Recorder()
 
     async def scenario() -> list[Any]:
-        threads = RunThreads(1)
-        threads.start()
-        try:
+        with _running(1) as threads:
             batch = Batch(handler, max_size=8)
             return [await threads.submit_batched(batch, value) for value in range(3)]
-        finally:
-            threads.stop()
 
     assert asyncio.run(scenario()) == [0, 2, 4]
     assert handler.sizes == [1, 1, 1]
@@ -93,16 +97,12 @@ def test_a_handler_that_raises_fails_every_call_of_its_batch_and_the_next_batch_
         return arguments
 
     async def scenario() -> list[Any]:
-        threads = RunThreads(1)
-        threads.start()
-        try:
+        with _running(1) as threads:
             release, holders = await _blocked(threads)
             batch = Batch(handle, max_size=2)
             pending = [threads.submit_batched(batch, value) for value in ("a", "boom", "c")]
             release.set()
             return list(await asyncio.gather(*pending, return_exceptions=True))
-        finally:
-            threads.stop()
 
     first, second, third = asyncio.run(scenario())
     assert isinstance(first, RuntimeError) and isinstance(second, RuntimeError)
@@ -112,16 +112,12 @@ def test_a_handler_that_raises_fails_every_call_of_its_batch_and_the_next_batch_
 
 def test_a_handler_answering_the_wrong_number_of_outcomes_is_an_error_for_each() -> None:
     async def scenario() -> list[Any]:
-        threads = RunThreads(1)
-        threads.start()
-        try:
+        with _running(1) as threads:
             release, holders = await _blocked(threads)
             batch = Batch(lambda arguments: arguments[:1], max_size=4)
             pending = [threads.submit_batched(batch, value) for value in (1, 2)]
             release.set()
             return list(await asyncio.gather(*pending, return_exceptions=True))
-        finally:
-            threads.stop()
 
     answers = asyncio.run(scenario())
     assert all(isinstance(answer, RuntimeError) and "a batch of 2 calls" in str(answer) for answer in answers)
@@ -131,14 +127,10 @@ def test_several_threads_share_the_queue_and_answer_every_call_once() -> None:
     handler = Recorder()
 
     async def scenario() -> tuple[list[Any], int]:
-        threads = RunThreads(3)
-        threads.start()
-        try:
+        with _running(3) as threads:
             batch = Batch(handler, max_size=5)
             answers = await asyncio.gather(*(threads.submit_batched(batch, value) for value in range(3000)))
             return list(answers), threads.outstanding
-        finally:
-            threads.stop()
 
     answers, outstanding = asyncio.run(scenario())
     assert answers == [value * 2 for value in range(3000)]
@@ -167,9 +159,7 @@ def test_calls_whose_clients_gave_up_while_waiting_are_not_run() -> None:
     handler = Recorder()
 
     async def scenario() -> tuple[list[Any], int]:
-        threads = RunThreads(1)
-        threads.start()
-        try:
+        with _running(1) as threads:
             release, holders = await _blocked(threads)
             batch = Batch(handler, max_size=8)
             pending = [threads.submit_batched(batch, value) for value in (1, 2, 3)]
@@ -177,8 +167,6 @@ def test_calls_whose_clients_gave_up_while_waiting_are_not_run() -> None:
             release.set()
             answers = await asyncio.gather(*pending, return_exceptions=True)
             return list(answers), threads.outstanding
-        finally:
-            threads.stop()
 
     answers, outstanding = asyncio.run(scenario())
     assert answers[0] == 2 and isinstance(answers[1], TimeoutError) and answers[2] == 6
@@ -196,9 +184,7 @@ def test_waiting_calls_of_a_worker_being_replaced_fail_and_running_ones_still_an
         return arguments
 
     async def scenario() -> tuple[list[Any], int, int]:
-        threads = RunThreads(1)
-        threads.start()
-        try:
+        with _running(1) as threads:
             batch = Batch(handle, max_size=2)
             running = threads.submit_batched(batch, "running")
             await asyncio.get_running_loop().run_in_executor(None, entered.wait)
@@ -207,8 +193,6 @@ def test_waiting_calls_of_a_worker_being_replaced_fail_and_running_ones_still_an
             release.set()
             answers = await asyncio.gather(running, *waiting, return_exceptions=True)
             return list(answers), dropped, threads.outstanding
-        finally:
-            threads.stop()
 
     answers, dropped, outstanding = asyncio.run(scenario())
     assert answers[0] == "running"
