@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,23 @@ def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
     return head, body
 
 
+def wait_answering(
+    process: subprocess.Popen[bytes], url: str, log: Callable[[], str], timeout: float, what: str, pause: float = 0.05
+) -> None:
+    """Until a GET of `url` answers 200. The process exiting first, or the timeout, is an error that shows its log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log()}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(pause)
+    raise TimeoutError(f"{what} not ready after {timeout}s:\n{log()}")
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The test process's environment without any setting scoring_runtime reads, plus `extra`."""
     from scoring_runtime.config import ENV_NAMES
@@ -94,17 +112,8 @@ class Server:
         )
 
     def wait_ready(self, timeout: float = 60.0) -> Server:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(f"server not ready after {timeout}s:\n{self.log()}")
+        wait_answering(self.process, self.url + "/", self.log, timeout, "server")
+        return self
 
     def wait_exit(self, timeout: float = 60.0) -> int:
         try:

@@ -13,14 +13,11 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import httpx
-
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, free_port, wait_answering
 
 SOURCE_LABEL = "org.scoring-runtime.source"
 ENTRY_POINT = b"/opt/scoring-runtime/bin/scoring-runtime"
@@ -107,17 +104,8 @@ class Container:
         return config(image), buildah
 
     def wait_ready(self, timeout: float = 90.0) -> Container:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"container exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/ready", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"container not ready after {timeout}s:\n{self.log()}")
+        wait_answering(self.process, self.url + "/ready", self.log, timeout, "container", pause=0.1)
+        return self
 
     def server_pid(self) -> int:
         """The server's process, the one `docker run` would make PID 1: the first descendant of `buildah run` whose
