@@ -235,9 +235,7 @@ class OpenInference:
 
 def infer_response(model: ServedModel, request: v2_codec.InferRequest, outputs: dict[str, Any]) -> Response:
     """The V2 answer to `request`, from the output arrays the model returned."""
-    parameters = {
-        spec.name: spec.parameters for spec in model.signature.outputs if spec.parameters and spec.name in outputs
-    }
+    parameters = model.signature.output_parameters
     encoded, headers = v2_codec.encode_response(model.name, model.version, request, outputs, parameters)
     return Response(encoded, headers=headers)
 

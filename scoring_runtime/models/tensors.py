@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -68,3 +69,8 @@ class Signature:
 
     def output(self, name: str) -> TensorSpec | None:
         return next((spec for spec in self.outputs if spec.name == name), None)
+
+    @cached_property
+    def output_parameters(self) -> Mapping[str, Mapping[str, Any]]:
+        """Each output's parameters (those that have any), by name: built once, read by every V2 answer."""
+        return {spec.name: spec.parameters for spec in self.outputs if spec.parameters}
