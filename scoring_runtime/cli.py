@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="scoring-runtime",
         description="Serve an Azure ML score.py (init() and run()) over HTTP.",
         epilog="Every flag has an environment variable; see docs/configuration.md. `scoring-runtime package --help`: "
-        "make a Docker build context of a score.py and its models (docs/packaging.md).",
+        "make a Docker build context of a score.py and its models (docs/packaging.md). `scoring-runtime profile "
+        "--help`: measure a score.py's latency, CPU and memory under load, and the resources to request (docs/"
+        "profiling.md).",
         # Prefixes are expanded by expand_abbreviations, which knows which flags the reference had.
         allow_abbrev=False,
     )
@@ -116,6 +118,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from scoring_runtime.packaging import main as package  # deferred: the server never imports packaging
 
         sys.exit(package(argv[1:]))
+    if argv and argv[0] == "profile":
+        from scoring_runtime.profiling import main as profile  # deferred: the server never imports profiling
+
+        sys.exit(profile(argv[1:]))
     try:
         settings, warnings = settings_from(argv)
     except ConfigError as exc:

@@ -23,6 +23,9 @@ BASE = frozenset({"_version", "errors", "config", "config_values", "settings", "
 ALLOWED: dict[str, frozenset[str]] = {
     # A tool for the machine that builds images (`scoring-runtime package`): only the command line reaches it.
     "packaging": BASE,
+    # A tool for the machine that sizes a deployment (`scoring-runtime profile`): it starts the server as a process,
+    # and only the command line reaches it.
+    "profiling": BASE,
     "_version": frozenset(),
     "errors": frozenset(),
     "config_values": frozenset(),
@@ -37,11 +40,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "observability": BASE,
     "app": BASE | {"contract", "azureml", "auth", "observability", "models"},
     "serving": BASE | {"app", "auth", "observability"},
-    "cli": BASE | {"serving", "packaging"},
+    "cli": BASE | {"serving", "packaging", "profiling"},
     "__main__": frozenset({"cli"}),
 }
 # Layers whose imports of another layer must go through that layer's package root (its documented surface).
-THROUGH_ROOT = {"serving": frozenset({"app"}), "cli": frozenset({"serving", "packaging"})}
+THROUGH_ROOT = {"serving": frozenset({"app"}), "cli": frozenset({"serving", "packaging", "profiling"})}
 WEB = frozenset({"starlette", "uvicorn", "uvicorn_worker", "gunicorn", "httptools", "uvloop", "h11", "wsproto"})
 SERVERS = frozenset({"uvicorn", "uvicorn_worker", "gunicorn", "httptools", "uvloop", "h11", "wsproto"})
 FORBIDDEN: dict[str, frozenset[str]] = {
@@ -60,6 +63,7 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "app": SERVERS,
     "cli": WEB | {"prometheus_client"},
     "packaging": WEB | {"prometheus_client"},
+    "profiling": WEB | {"prometheus_client"},
 }
 
 
@@ -162,6 +166,8 @@ SAMPLES = {
     "observability/relative.py": "from ..app import ScoringApp\n",
     "serving/tool.py": "def f():\n    from scoring_runtime.packaging import main\n",
     "cli/inner.py": "from scoring_runtime.packaging.command import plan\n",
+    "profiling/up.py": "from scoring_runtime.serving import run\n",
+    "cli/profiling.py": "from scoring_runtime.profiling.run import profile\n",
 }
 
 
