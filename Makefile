@@ -14,7 +14,7 @@ PYTEST_ARGS ?= -n 2
 
 .PRECIOUS: .venv-%/.installed
 
-.PHONY: image test-images run test test-main test-quick test-floor test-pythons lint typecheck install install-dev reference kserve-client test-tensorflow bench clean
+.PHONY: image test-images run test browser vendor-swagger-ui test-main test-quick test-floor test-pythons lint typecheck install install-dev reference kserve-client test-tensorflow bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,8 +64,15 @@ KSERVE_VERSION ?= 0.21.0
 
 kserve-client: .venv-kserve/.installed
 
+# The browser tests/app/test_api_page_browser.py drives the API page in: Debian's chromium (playwright is pointed at
+# it rather than downloading its own build). Installed here when running as root, otherwise named.
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then echo "chromium is missing: apt-get install chromium"; apt-get update -qq && apt-get install -y -qq chromium; \
+	  else echo "chromium is missing: install it with 'sudo apt-get install chromium' (Debian/Ubuntu)"; exit 1; fi; }
+
 # The suite on $(PYTHON) at the newest releases, with branch coverage of every process it starts (gated).
-test-main: install-dev reference kserve-client
+test-main: install-dev reference kserve-client browser
 	rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q
@@ -74,6 +81,22 @@ test-main: install-dev reference kserve-client
 # The fast in-process suite: no server process, no waiting on timers.
 test-quick: install-dev
 	$(BIN)/pytest -m "not slow"
+
+# Swagger UI for GET /docs, from the npm registry's swagger-ui-dist: the files the page loads and their licences,
+# byte for byte as published, and VENDORED recording the version and each file's SHA-256 (tests check the files
+# against it). `make vendor-swagger-ui SWAGGER_UI_VERSION=5.x.y` upgrades; npm checks the tarball's integrity.
+SWAGGER_UI_VERSION ?= 5.35.0
+SWAGGER_UI_DIR := scoring_runtime/app/static/swagger-ui
+SWAGGER_UI_FILES := LICENSE NOTICE swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css favicon-32x32.png
+vendor-swagger-ui:
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  (cd "$$tmp" && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) >/dev/null && \
+	    tar xzf swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz) && \
+	  rm -rf $(SWAGGER_UI_DIR) && mkdir -p $(SWAGGER_UI_DIR) && \
+	  for name in $(SWAGGER_UI_FILES); do cp "$$tmp/package/$$name" $(SWAGGER_UI_DIR)/; done && \
+	  { echo "swagger-ui-dist $(SWAGGER_UI_VERSION) (npm, Apache-2.0): make vendor-swagger-ui SWAGGER_UI_VERSION=$(SWAGGER_UI_VERSION)"; \
+	    echo "tarball sha256 $$(sha256sum "$$tmp/swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz" | cut -d' ' -f1)"; \
+	    cd $(SWAGGER_UI_DIR) && sha256sum $(SWAGGER_UI_FILES); } > $(SWAGGER_UI_DIR)/VENDORED
 
 # A venv per other Python: .venv-3.12 and so on; .venv-floor holds the floors of every runtime dependency.
 .venv-floor/.installed: pyproject.toml tests/floors.py | $(VENV)/.installed-dev

@@ -224,6 +224,9 @@ class Settings(ModelSettings):
     metrics: bool = setting(
         "SCORING_METRICS", values.boolean, True, "Serve Prometheus metrics at GET /metrics.", "metrics"
     )
+    api_page: bool = setting(
+        "SCORING_API_PAGE", values.boolean, True, "Serve the API page (Swagger UI) at GET /docs.", "api_page"
+    )
     server_version_header: bool = setting(
         "SERVER_VERSION_LOG_RESPONSE_ENABLED",
         values.any_case_true,

@@ -24,18 +24,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from scoring_runtime._version import __version__
 from scoring_runtime.app.cors import Cors
+from scoring_runtime.app.documentation import Documentation
 from scoring_runtime.app.hot_routes import HotRoutes
 from scoring_runtime.app.lifecycle import Preloaded, finish_async_init, load_models, load_user_script
 from scoring_runtime.app.model_batches import infer_batch, score_batch
 from scoring_runtime.app.open_inference import LOGGED_PREFIXES, OpenInference
 from scoring_runtime.app.request_context import ID_CHECKED, RequestContext
-from scoring_runtime.app.responses import (
-    FAILED_HEADER,
-    error_response,
-    handle_http_error,
-    handle_routing_error,
-    options_response,
-)
+from scoring_runtime.app.responses import error_response, handle_http_error, handle_routing_error, options_response
 from scoring_runtime.app.scoring import ABANDON_GRACE_S, Scorer
 from scoring_runtime.app.served_models import (
     score_script,
@@ -44,9 +39,8 @@ from scoring_runtime.app.served_models import (
     served_model_schemas,
     serves_models_only,
 )
-from scoring_runtime.app.swagger import DEFAULT_VERSION, ServiceInfo, Swaggers, build as build_swaggers
+from scoring_runtime.app.swagger import ServiceInfo, build as build_swaggers
 from scoring_runtime.auth import Authenticator, authenticator as build_authenticator
-from scoring_runtime.azureml.forms import parse_query
 from scoring_runtime.config import Settings
 from scoring_runtime.contract.loading import run_init
 from scoring_runtime.contract.runner import RunThreads
@@ -80,15 +74,16 @@ class ScoringApp:
         self._auth = auth if auth.enabled else None
         self._runner = RunThreads(settings.max_concurrency)
         self._scorer: Scorer | None = None
-        self._swaggers: Swaggers | None = None
         self._draining = False
         prefixes = ("", settings.service_path_prefix) if settings.service_path_prefix else ("",)
+        # /swagger.json, and the API page at /docs unless SCORING_API_PAGE is false.
+        self._documentation = Documentation(prefixes, settings.service_path_prefix, self._auth, settings.api_page)
         routes = []
         for prefix in prefixes:
             routes += [
                 Route(f"{prefix}/", self._health, methods=["GET", "OPTIONS"]),
                 Route(f"{prefix}/score", self._score, methods=["GET", "POST", "OPTIONS", "HEAD"]),
-                Route(f"{prefix}/swagger.json", self._swagger, methods=["GET", "OPTIONS"]),
+                *self._documentation.routes(prefix),
             ]
         # Probes, with the Open Inference Protocol's names too. Answered on the event loop, never behind run().
         routes += [Route(path, self._live, methods=["GET"]) for path in LIVE_PATHS]
@@ -96,7 +91,8 @@ class ScoringApp:
         self._metrics: Metrics | None = None
         if settings.metrics:
             # Requests are counted by route; a prefixed route under its unprefixed name.
-            labels = {f"{prefix}{path}": path for prefix in prefixes for path in ("/", "/score", "/swagger.json")}
+            labels = {f"{prefix}{path}": path for prefix in prefixes for path in ("/", "/score")}
+            labels |= self._documentation.route_labels()
             labels |= {path: path for path in (*LIVE_PATHS, *READY_PATHS, METRICS_PATH)}
             self._metrics = Metrics(labels)
             self._runner.on_abandoned = self._metrics.run_abandoned
@@ -117,7 +113,7 @@ class ScoringApp:
             logger.info("Enabling CORS for the following origins: %s", ", ".join(settings.cors_origins))
             app = Cors(app, settings.cors_origins, frozenset(route.path for route in routes))
         server_version = f"scoring_runtime/{__version__}" if settings.server_version_header else None
-        # The reference's access lines and request telemetry: its blueprint's routes but `/`.
+        # The reference's access lines and request telemetry: its blueprint's routes but `/` (it has no /docs).
         logged_paths = frozenset(f"{prefix}{path}" for prefix in prefixes for path in ("/score", "/swagger.json"))
         # Only when telemetry is asked for (and installed) is there any.
         planned = telemetry_plan(settings)
@@ -249,7 +245,7 @@ class ScoringApp:
         info = ServiceInfo(settings.service_name, settings.service_version, settings.service_path_prefix)
         catalogue = self._catalogue
         model_schemas = served_model_schemas(catalogue) if catalogue is not None else None
-        self._swaggers = build_swaggers(script.run, info, settings.app_root, model_schemas)
+        self._documentation.attach(build_swaggers(script.run, info, settings.app_root, model_schemas))
         self._scorer = Scorer(script, self._runner, settings, self._metrics)
         self._scorer.batch = score_batch(script, catalogue, settings.model_max_batch, self._metrics)
         inferences = infer_batch(catalogue, settings.model_max_batch, self._metrics)
@@ -285,15 +281,3 @@ class ScoringApp:
         if self._scorer is None:  # Only reachable when the app is served without running its lifespan.
             raise InternalError()
         return await self._scorer(request)
-
-    async def _swagger(self, request: Request) -> Response:
-        if self._auth is not None and self._auth.protect_swagger:
-            self._auth.check(request.headers.get("authorization"))
-        if request.method == "OPTIONS":
-            return options_response("GET, HEAD, OPTIONS")
-        if self._swaggers is None:
-            raise InternalError()
-        version = parse_query(request.scope["query_string"]).get("version", DEFAULT_VERSION)
-        response = Response(self._swaggers.get(version), media_type="application/json")
-        response.raw_headers.append((FAILED_HEADER, b"False"))
-        return response

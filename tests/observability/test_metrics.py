@@ -291,4 +291,4 @@ def test_prefixed_routes_are_counted_under_their_own_names() -> None:
     assert page.value("scoring_requests_total", route="other", status_class="4xx") == 2
     assert page.value("scoring_requests_total", route="/metrics", status_class="2xx") == 1
     routes = {sample.labels["route"] for sample in page.named("scoring_requests_total")}
-    assert routes == {"/", "/score", "/swagger.json", "/metrics", "other", *PROBES}
+    assert routes == {"/", "/score", "/swagger.json", "/docs", "/metrics", "other", *PROBES}
