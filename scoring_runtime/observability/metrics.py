@@ -185,10 +185,12 @@ def multiprocess_directory() -> Iterator[str]:
         os.makedirs(given, exist_ok=True)
         if os.listdir(given):
             logger.warning("%s %s is not empty: what earlier runs left in it is counted too", MULTIPROC_ENV, given)
+        _import_for_worker_exits()
         yield given
         return
     directory = tempfile.mkdtemp(prefix="scoring_runtime-metrics-")
     os.environ[MULTIPROC_ENV] = directory
+    _import_for_worker_exits()
     master = os.getpid()
     try:
         yield directory
@@ -198,6 +200,14 @@ def multiprocess_directory() -> Iterator[str]:
         if os.getpid() == master:
             del os.environ[MULTIPROC_ENV]
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def _import_for_worker_exits() -> None:
+    """What worker_exited needs, imported in the master before it forks and once the directory is in the environment
+    (prometheus_client picks its multiprocess values at import): worker_exited runs in gunicorn's SIGCHLD handler,
+    where an import can land in the middle of one the master is making (seen at prometheus-client 0.20: "partially
+    initialized module prometheus_client.metrics"), which left a dead worker's live gauges counted."""
+    from prometheus_client import multiprocess  # noqa: F401
 
 
 def worker_exited(pid: int) -> None:
