@@ -10,19 +10,15 @@ concurrency) and <out-dir>/RESULTS.jsonl (the rows both came from).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from bench_scenarios import BY_NAME, HERE
 from report_nocode import COLORS as NOCODE_COLORS, NO_CODE, PEERS, nocode_targets
+from report_rows import OURS, Key, Row, errors, load, noise, ratio, times, value
+from report_targets import script_targets
 
-Row = dict[str, Any]
-Key = tuple[str, str, int, int]  # scenario, server, workers, concurrency
-OURS = "scoring_runtime"
 CHART = "results-chart.png"
 COLORS = {
     "wire w1": "tab:green",
@@ -33,25 +29,6 @@ COLORS = {
     "reference w2": "tab:orange",
     **NOCODE_COLORS,
 }
-# The issue's throughput targets: scenario and the least ratio to the reference's req/s, one worker, c=8.
-THROUGHPUT_TARGETS = [("echo", 8.0), ("numpy_1x10", 5.0), ("numpy_1000x10", 4.0), ("pandas_10x3", 8.0)]
-# Cells where wrk, on its one core, sets the pace for every server faster than the reference (it kept that core
-# 95-98% busy, and the framework-free wire server's p99 there is no better than ours): their p99 is shown beside the
-# target, not judged by it (issue 18).
-CLIENT_BOUND = frozenset({"raw_1mb"})
-
-
-def load(path: Path) -> dict[Key, Row]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {(r["scenario"], r["server"], r["workers"], r["concurrency"]): r for r in rows}
-
-
-def ratio(ours: float | None, theirs: float | None) -> float | None:
-    return ours / theirs if ours is not None and theirs else None
-
-
-def times(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}x" if value < 10 else f"{value:.1f}x"
 
 
 def scenarios(rows: dict[Key, Row]) -> list[str]:
@@ -62,13 +39,6 @@ def scenarios(rows: dict[Key, Row]) -> list[str]:
 def servers(rows: dict[Key, Row], scenario: str) -> list[tuple[str, int]]:
     order = {"wire": 0, "floor": 1, OURS: 2, "reference": 3, "mlserver": 4}
     return sorted({(k[1], k[2]) for k in rows if k[0] == scenario}, key=lambda s: (order.get(s[0], 9), s[1]))
-
-
-def value(rows: dict[Key, Row], key: Key, field: str) -> float | None:
-    row = rows.get(key)
-    if row is None or (field.endswith("_ms") and not row["requests"]):
-        return None  # no request was answered within the run: no latency to show
-    return row.get(field)
 
 
 def cell(rows: dict[Key, Row], key: Key, field: str, fmt: str) -> str:
@@ -89,11 +59,6 @@ def cell(rows: dict[Key, Row], key: Key, field: str, fmt: str) -> str:
     if server != "floor" and any(k[:2] == (scenario, "floor") for k in rows):
         ratios.append(f"{times(ratio(ours, value(rows, (scenario, 'floor', 1, concurrency), field)))} floor")
     return f"{text} ({', '.join(ratios)})" if ratios else text
-
-
-def noise(rows: dict[Key, Row], scenario: str | None = None, field: str = "core_other_busy") -> float:
-    """The median share of a core that other processes used during the reported runs (0 when not recorded)."""
-    return float(statistics.median(r.get(field, 0.0) for k, r in rows.items() if scenario in (None, k[0])))
 
 
 def scenario_table(rows: dict[Key, Row], scenario: str) -> list[str]:
@@ -137,111 +102,6 @@ def client_load(rows: dict[Key, Row], scenario: str) -> str:
     return f" At c=64 wrk itself kept its core busy: {', '.join(loads)}." if loads else ""
 
 
-def errors(rows: dict[Key, Row], scenario: str, server: str, workers: int) -> int:
-    """Errors wrk saw in every run of one server on one scenario: timed rounds, warm-ups and the memory phase."""
-    mine = [r for k, r in rows.items() if k[:3] == (scenario, server, workers)]
-    total = sum(r["errors_all_rounds"] + r.get("errors_warmup", 0) for r in mine)
-    return int(total + (mine[0].get("errors_alone_load", 0) if mine else 0))
-
-
-def verdict(passed: bool | None) -> str:
-    return "not measured" if passed is None else "**pass**" if passed else "**FAIL**"
-
-
-def worst(pairs: Iterable[tuple[str, float | None]]) -> tuple[str, float] | None:
-    measured = [(label, r) for label, r in pairs if r is not None]
-    return max(measured, key=lambda pair: pair[1]) if measured else None
-
-
-def targets(rows: dict[Key, Row]) -> list[str]:
-    lines = ["| target | measured | result |", "|---|---|---|"]
-    for scenario, least in THROUGHPUT_TARGETS:
-        got = ratio(value(rows, (scenario, OURS, 1, 8), "rps"), value(rows, (scenario, "reference", 1, 8), "rps"))
-        passed = None if got is None else got >= least
-        lines.append(
-            f"| {scenario}, 1 worker, c=8: req/s at least {least:g}x the reference's | {times(got)} "
-            f"| {verdict(passed)} |"
-        )
-    cpu = ratio(
-        value(rows, ("echo", OURS, 1, 8), "cpu_us_per_request"),
-        value(rows, ("echo", "floor", 1, 8), "cpu_us_per_request"),
-    )
-    lines.append(
-        f"| echo, 1 worker, c=8: CPU per request within 1.5x the floor's | {times(cpu)} "
-        f"| {verdict(None if cpu is None else cpu <= 1.5)} |"
-    )
-    ours = {k: r for k, r in rows.items() if k[1] == OURS}
-    # A run's latencies cannot exceed its length: where the reference's p99 reaches it, there is nothing to compare.
-    capped = {k[0] for k, r in rows.items() if r["server"] == "reference" and k[3] == 64
-              and (value(rows, k, "p99_ms") or 0) >= 0.9 * r["settings"]["duration_s"] * 1000}  # fmt: skip
-    cells = {f"{k[0]} w{k[2]}": k for k in ours if k[3] == 64 and k[0] not in capped | CLIENT_BOUND}
-    bound = {f"{k[0]} w{k[2]}": k for k in ours if k[3] == 64 and k[0] in CLIENT_BOUND}
-    p99 = worst(
-        (label, ratio(value(rows, k, "p99_ms"), value(rows, (k[0], "reference", k[2], 64), "p99_ms")))
-        for label, k in cells.items()
-    )
-    p99_text = "n/a" if p99 is None else f"worst {times(p99[1])} ({p99[0]})"
-    if p99 is not None and p99[1] > 0.2:
-        p99_text += wire_p99(rows, cells[p99[0]])
-        busy = value(rows, cells[p99[0]], "wrk_busy")
-        if busy is not None:
-            p99_text += f"; wrk itself kept its core {busy:.0%} busy in our run of that cell"
-    if capped:
-        p99_text += f"; left out, the reference's p99 reaching the run's length: {', '.join(sorted(capped))}"
-    if bound:
-        shown = []
-        for label, key in sorted(bound.items()):
-            share = ratio(value(rows, key, "p99_ms"), value(rows, (key[0], "reference", key[2], 64), "p99_ms"))
-            busy = value(rows, key, "wrk_busy")
-            shown.append(f"{label} {times(share)}" + (f" (wrk {busy:.0%} busy)" if busy is not None else ""))
-        p99_text += f"; not judged, client-bound: {', '.join(shown)}"
-    lines.append(
-        f"| p99 at c=64 at most 1/5 of the reference's, every scenario and worker count | {p99_text} "
-        f"| {verdict(None if p99 is None else p99[1] <= 0.2)} |"
-    )
-    groups = {k[:3] for k in rows}
-    mine = sum(errors(rows, *group) for group in groups if group[1] == OURS)
-    others = sum(errors(rows, *group) for group in groups if group[1] != OURS)
-    lines.append(
-        f"| no errors in any run of ours | {mine} errors in {len(ours)} measurements, warm-ups and every round "
-        f"included (the other servers: {others}) | {verdict(mine == 0 if ours else None)} |"
-    )
-    for field, what in (
-        ("idle_pss_mib", "idle memory (PSS) no higher"),
-        ("cold_start_s", "cold start (first 200 on GET /) no slower"),
-    ):
-        pair = worst(
-            (k[0], ratio(r[field], value(rows, (k[0], "reference", 1, 8), field)))
-            for k, r in ours.items()
-            if k[2] == 1 and k[3] == 8
-        )
-        text = "n/a" if pair is None else f"worst {times(pair[1])} of the reference's ({pair[0]})"
-        lines.append(
-            f"| 1 worker: {what} than the reference's, every scenario | {text} "
-            f"| {verdict(None if pair is None else pair[1] <= 1.0)} |"
-        )
-    logged = [r["log_bytes_per_request"] for r in ours.values()]
-    span = f"{min(logged):.0f} to {max(logged):.0f} bytes of log per request" if logged else "n/a"
-    on = verdict(min(logged) > 0 if logged else None)
-    lines.append(f"| access logging on (default settings) in every run of ours | {span} | {on} |")
-    return lines
-
-
-def wire_p99(rows: dict[Key, Row], cell: Key) -> str:
-    """Where our worst p99 cell fails: the bare-socket server's own p99 there, as a share of the same reference's.
-
-    A server that spends far less CPU per request than ours and still measures a worse p99 shows that CPU per request
-    alone does not set the cell's latency (it does move it: more CPU per request, a higher p99).
-    """
-    scenario, _, workers, concurrency = cell
-    reference = value(rows, (scenario, "reference", workers, concurrency), "p99_ms")
-    wire = value(rows, (scenario, "wire", 1, concurrency), "p99_ms")
-    share = ratio(wire, reference)
-    if share is None:
-        return ""
-    return f"; in that cell the bare-socket wire server's p99 is {wire:.1f} ms, {times(share)} the reference's"
-
-
 def chart(rows: dict[Key, Row], path: Path) -> None:
     import matplotlib
 
@@ -275,13 +135,6 @@ def chart(rows: dict[Key, Row], path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=72)
     plt.close(figure)
-
-
-def script_targets(rows: dict[Key, Row]) -> list[str]:
-    """Issues 5 and 18 set theirs on the scenarios with an entry script (the no-code ones have their own): left out
-    of a run of no-code scenarios alone."""
-    scripted = {k: r for k, r in rows.items() if k[0] not in NO_CODE}
-    return ["## Targets (issues 5 and 18)", "", *targets(scripted), ""] if scripted else []
 
 
 def render(rows: dict[Key, Row]) -> str:

@@ -6,14 +6,10 @@ Kept apart from report.py, which renders it, so that each stays readable; it rea
 
 from __future__ import annotations
 
-from typing import Any
-
 from bench_nocode import ADAPTIVE_BATCHING, NO_CODE
+from report_rows import OURS, Key, Row, ratio, times, value, verdict
 
 __all__ = ["COLORS", "NO_CODE", "PEERS", "nocode_targets"]
-Row = dict[str, Any]
-Key = tuple[str, str, int, int]  # scenario, server, workers, concurrency
-OURS = "scoring_runtime"
 # The servers ours is measured against, as a table cell names them; MLServer first, for the scenarios it is in.
 # Plain `mlserver` only: the targets are against MLServer on its defaults, not `mlserver-batching`.
 PEERS = {"mlserver": "mlserver", "reference": "ref"}
@@ -28,24 +24,8 @@ TARGETS = [
 NAMES = {"mlserver": "MLServer's", "reference": "the reference's (a hand-written score.py)"}
 
 
-def _value(rows: dict[Key, Row], key: Key, field: str) -> float | None:
-    row = rows.get(key)
-    if row is None or (field.endswith("_ms") and not row["requests"]):
-        return None
-    return row.get(field)
-
-
 def _ratio(rows: dict[Key, Row], ours: Key, theirs: Key, field: str) -> float | None:
-    mine, other = _value(rows, ours, field), _value(rows, theirs, field)
-    return mine / other if mine is not None and other else None
-
-
-def _times(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}x" if value < 10 else f"{value:.1f}x"
-
-
-def _verdict(passed: bool | None) -> str:
-    return "not measured" if passed is None else "**pass**" if passed else "**FAIL**"
+    return ratio(value(rows, ours, field), value(rows, theirs, field))
 
 
 def target_line(rows: dict[Key, Row], target: tuple[str, str, str, int, float, bool]) -> str:
@@ -57,7 +37,7 @@ def target_line(rows: dict[Key, Row], target: tuple[str, str, str, int, float, b
     else:
         what = f"req/s at least {bound:g}x {NAMES[peer]}"
         passed = None if got is None else got >= bound
-    return f"| {scenario}, 1 worker, c={concurrency}: {what} | {_times(got)} | {_verdict(passed)} |"
+    return f"| {scenario}, 1 worker, c={concurrency}: {what} | {times(got)} | {verdict(passed)} |"
 
 
 def onnx_context(rows: dict[Key, Row]) -> str:
@@ -68,7 +48,7 @@ def onnx_context(rows: dict[Key, Row]) -> str:
         return ""
     return (
         f"For context, not a target: ours on `v2_onnx` (the same classifier through ONNX Runtime, FP32) makes "
-        f"{_times(rps)} the req/s of ours on `v2_sklearn` at c=8, with {_times(p99)} its p99 at c=64. MLServer "
+        f"{times(rps)} the req/s of ours on `v2_sklearn` at c=8, with {times(p99)} its p99 at c=64. MLServer "
         "1.7.1 has no ONNX runtime to set against it."
     )
 
@@ -104,8 +84,8 @@ def conduct(mine: dict[Key, Row]) -> list[str]:
     span = f"{min(logged.values()):.0f} to {max(logged.values()):.0f} bytes of log per request"
     span += f"; none on {', '.join(silent)}" if silent else ""
     return [
-        f"| no errors in any no-code run of ours | {errors} errors | {_verdict(errors == 0)} |",
-        f"| access logging on (default settings) in every no-code run of ours | {span} | {_verdict(not silent)} |",
+        f"| no errors in any no-code run of ours | {errors} errors | {verdict(errors == 0)} |",
+        f"| access logging on (default settings) in every no-code run of ours | {span} | {verdict(not silent)} |",
     ]
 
 
