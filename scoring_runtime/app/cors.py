@@ -7,6 +7,9 @@ The reference's flask-cors behaviour, with the differences recorded in docs/comp
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ALLOWED_METHODS = frozenset({"GET", "POST"})
@@ -16,20 +19,28 @@ EXPOSED_HEADERS = (
 PREFLIGHT_MAX_AGE = b"600"
 _ALLOW_ORIGIN = b"access-control-allow-origin"
 _VARY = b"vary"
+_PARAMETER = re.compile(r"\\\{[^/]+?\\\}")  # `{model}` in a route's path, as re.escape writes it
 
 
 class Cors:
-    def __init__(self, app: ASGIApp, origins: tuple[str, ...], paths: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp, origins: tuple[str, ...], paths: Iterable[str]) -> None:
+        """`paths` are the routes' as declared: with parameters (`/v2/models/{model}/infer`), each stands for every
+        path it routes."""
         self.app = app
         self.any_origin = "*" in origins
         self.origins = frozenset(origin.lower() for origin in origins)
-        self.paths = paths
+        paths = frozenset(paths)
+        self.paths = frozenset(path for path in paths if "{" not in path)
+        self.patterns = tuple(_pattern(path) for path in sorted(paths - self.paths))
 
     def allows(self, origin: str) -> bool:
         return self.any_origin or origin.lower() in self.origins
 
+    def covers(self, path: str) -> bool:
+        return path in self.paths or any(pattern.fullmatch(path) for pattern in self.patterns)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
+        if scope["type"] != "http" or not self.covers(scope["path"]):
             await self.app(scope, receive, send)
             return
         origin = None
@@ -79,6 +90,11 @@ class Cors:
                 headers.append((b"access-control-max-age", PREFLIGHT_MAX_AGE))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    """A route's path with each parameter matching one path segment, as Starlette's default `str` parameter does."""
+    return re.compile(_PARAMETER.sub("[^/]+", re.escape(path)))
 
 
 def _add_vary(headers: list[tuple[bytes, bytes]]) -> None:

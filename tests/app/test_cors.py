@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import ServerFactory
+from tests.helpers import SAMPLES
 
 ORIGINS = "https://a.example, HTTPS://B.example"
 PREFLIGHT = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "X-Foo, Content-Type"}
@@ -24,7 +27,7 @@ def test_allowed_other_and_missing_origins(serve: ServerFactory, workers: int) -
     assert other.headers["vary"] == "Origin"
     missing = server.post("/score", json=body)
     assert "access-control-allow-origin" not in missing.headers and missing.headers["vary"] == "Origin"
-    for path in ("/", "/swagger.json"):
+    for path in ("/", "/swagger.json", "/docs"):
         assert server.get(path, headers={"Origin": "https://a.example"}).headers["access-control-allow-origin"] == (
             "https://a.example"
         )
@@ -77,3 +80,24 @@ def test_without_cors_settings_there_are_no_cors_headers(serve: ServerFactory) -
     assert response.json()["method"] == "OPTIONS"  # the reference's behaviour: a raw run() answers preflights
     assert not any(name.startswith("access-control") for name in response.headers)
     assert "vary" not in response.headers
+
+
+@pytest.mark.slow
+def test_routes_with_a_model_name_in_their_path_have_cors(serve: ServerFactory) -> None:
+    """A page calling the Open Inference Protocol sends a preflight first (a JSON POST is not a simple request)."""
+    model = SAMPLES / "iris" / "model"
+    server = serve(None, "--model_dir", str(model), "--model_name", "iris", env={"AML_CORS_ORIGINS": ORIGINS})
+    origin = {"Origin": "https://a.example"}
+    for path in ("/v2/models/iris/infer", "/v2/models/iris/versions/1/infer", "/v1/models/iris:predict"):
+        preflight = server.request("OPTIONS", path, headers={**origin, **PREFLIGHT})
+        assert preflight.status_code == 200, path
+        assert preflight.headers["access-control-allow-methods"] == "GET, POST"
+    rows = json.loads((SAMPLES / "iris" / "sample-request.json").read_bytes())["data"]
+    tensor = {"name": "input-0", "shape": [len(rows), len(rows[0])], "datatype": "FP64", "data": sum(rows, [])}
+    answer = server.post("/v2/models/iris/infer", json={"inputs": [tensor]}, headers=origin)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["access-control-allow-origin"] == "https://a.example"
+    metadata = server.get("/v2/models/iris", headers=origin)
+    assert metadata.headers["access-control-allow-origin"] == "https://a.example"
+    # One path segment per parameter, as the router has it: a path no route serves gets no CORS headers.
+    assert "access-control-allow-origin" not in server.get("/v2/models/iris/x/ready", headers=origin).headers
