@@ -19,8 +19,9 @@ _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _FLOOR = re.compile(r">=\s*([0-9][^,;\s]*)")
 
 
-# The extras whose libraries the suite tests (the model frameworks but TensorFlow, tested in a venv of its own).
-TESTED_EXTRAS = ("sklearn", "onnx", "xgboost", "lightgbm")
+# The extras whose libraries the suite tests: the model frameworks but TensorFlow (tested in a venv of its own), and
+# the profiler's.
+TESTED_EXTRAS = ("sklearn", "onnx", "xgboost", "lightgbm", "profile")
 
 
 def floors(pyproject: Path = PYPROJECT) -> list[str]:
