@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from scoring_runtime._version import __version__
 from scoring_runtime.config import FIELDS, Settings, load_settings
+from scoring_runtime.cpus import apply_thread_defaults
 from scoring_runtime.errors import STARTUP_FAILURE_EXIT, ConfigError
 
 # Paths typed on the command line are relative to where the command was typed, and resolved as the reference resolves
@@ -127,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"scoring-runtime: configuration error: {exc}", file=sys.stderr)
         sys.exit(STARTUP_FAILURE_EXIT)
+    # Before numpy or a framework is imported: their thread pools are sized when they load (cpus.py).
+    threads = apply_thread_defaults(settings.model_threads, settings.worker_count)
     # One worker has no arbiter to start it again if it dies: a parent does, forked before the server stack is
     # imported, so that it stays small (supervise.py).
     from scoring_runtime.serving import run, serve_single_worker  # deferred: not for `--help`
@@ -136,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(status)
 
     try:
-        code = run(settings, warnings)
+        code = run(settings, warnings, [threads.describe()])
     except ConfigError as exc:  # found when the server reads files the settings name (key files)
         print(f"scoring-runtime: configuration error: {exc}", file=sys.stderr)
         code = STARTUP_FAILURE_EXIT

@@ -208,3 +208,14 @@ def optional_megabytes(raw: object) -> int | None:
     """A memory budget in MiB; empty or 0 means none."""
     value = text(raw)
     return integer(0)(value) or None if value else None
+
+
+def threads(raw: object) -> int | None:
+    """A thread count, `auto` (None: the caller's share of the CPUs), or 0 (the libraries' own defaults)."""
+    value = text(raw)
+    if value.lower() in ("", "auto"):
+        return None
+    try:
+        return integer(0, 1024)(value)
+    except ValueError as error:
+        raise ValueError(f"{error}; or auto") from None

@@ -58,6 +58,14 @@ class ModelSettings:
         (),
         "Comma-separated models of a multi-model folder loaded at start and never unloaded.",
     )
+    model_threads: int | None = setting(
+        "SCORING_MODEL_THREADS",
+        values.threads,
+        None,
+        "Threads per worker in each pool of the numerical libraries (OpenMP, BLAS, onnxruntime, TensorFlow). auto: "
+        "the CPUs the container may use (affinity and cgroup quota) shared between the workers; 0: the libraries' "
+        "own defaults. Thread variables set in the environment (OMP_NUM_THREADS...) are kept.",
+    )
     model_max_batch: int = setting(
         "SCORING_MODEL_MAX_BATCH",
         values.integer(1, 1024),

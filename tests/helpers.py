@@ -76,8 +76,10 @@ def wait_answering(
 def clean_env(**extra: str) -> dict[str, str]:
     """The test process's environment without any setting scoring_runtime reads, plus `extra`."""
     from scoring_runtime.config import ENV_NAMES
+    from scoring_runtime.cpus import THREAD_VARIABLES
 
-    env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES and k != "SEPERATE_HEALTH_ENDPOINT"}
+    read = {*ENV_NAMES, *THREAD_VARIABLES, "SEPERATE_HEALTH_ENDPOINT"}
+    env = {k: v for k, v in os.environ.items() if k not in read}
     env.update(extra)
     return env
 

@@ -18,7 +18,7 @@ import pytest
 from tests.helpers import ROOT
 
 PACKAGE = ROOT / "scoring_runtime"
-BASE = frozenset({"_version", "errors", "config", "config_values", "settings", "settings_models", "glibc"})
+BASE = frozenset({"_version", "errors", "config", "config_values", "settings", "settings_models", "glibc", "cpus"})
 # Our layers: what each may import of ours (its own modules always).
 ALLOWED: dict[str, frozenset[str]] = {
     # A tool for the machine that builds images (`scoring-runtime package`): only the command line reaches it.
@@ -32,6 +32,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "settings": frozenset({"config_values", "settings_models"}),
     "settings_models": frozenset({"config_values"}),
     "glibc": frozenset(),
+    "cpus": frozenset(),
     "config": frozenset({"errors", "settings", "config_values"}),
     "contract": BASE,
     "azureml": BASE | {"contract"},
@@ -53,6 +54,7 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "settings": WEB | {"prometheus_client"},
     "settings_models": WEB | {"prometheus_client"},
     "glibc": WEB | {"prometheus_client"},
+    "cpus": WEB | {"prometheus_client"},
     "config": WEB | {"prometheus_client"},
     "contract": WEB | {"prometheus_client"},
     # AMLResponse is a Starlette response (what run() returns is sent as it is): the one framework name allowed.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from scoring_runtime.config import Settings
 from scoring_runtime.contract.script import Mode, UserScript
+from scoring_runtime.cpus import threads_per_worker, usable_cpus
 from scoring_runtime.errors import BadRequest, NotFound
 from scoring_runtime.models import formats, openapi
 from scoring_runtime.models.base import LoadOptions, Scored, ServedModel
@@ -34,7 +35,8 @@ def serves_models_only(settings: Settings) -> bool:
 
 
 def load_options(settings: Settings) -> LoadOptions:
-    return LoadOptions(settings.trust_pickle, settings.model_sha256, settings.skops_trusted)
+    threads = threads_per_worker(settings.model_threads, settings.worker_count, usable_cpus())
+    return LoadOptions(settings.trust_pickle, settings.model_sha256, settings.skops_trusted, threads)
 
 
 @dataclass(frozen=True)

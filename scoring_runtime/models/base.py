@@ -41,11 +41,14 @@ LIGHTGBM = "lightgbm"
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """What the operator trusts: set once from the settings, given to every load."""
+    """What the operator trusts, and the threads a model may use: set once from the settings, given to every load."""
 
     trust_pickle: bool = False  # SCORING_TRUST_PICKLE: unpickle anything
     sha256: str | None = None  # SCORING_MODEL_SHA256: the artifact's digest, lower-case hex
     skops_trusted: tuple[str, ...] = ()  # SCORING_SKOPS_TRUSTED: types a .skops file may hold beyond skops' defaults
+    # SCORING_MODEL_THREADS resolved (cpus.py): the threads of a runtime's own pool (onnxruntime's, which reads no
+    # environment variable); None keeps the runtime's default.
+    threads: int | None = None
 
 
 @dataclass(frozen=True)

@@ -21,15 +21,14 @@ from scoring_runtime.models.tensors import Signature, TensorSpec, numpy_dtype
 from scoring_runtime.models.trust import verify_digest
 
 
-def load_onnx(
-    path: Path, name: str, version: str | None, options: LoadOptions, intra_op_threads: int | None = None
-) -> OnnxModel:
-    """An onnxruntime session for the file, on the CPU; `intra_op_threads` None keeps onnxruntime's default."""
+def load_onnx(path: Path, name: str, version: str | None, options: LoadOptions) -> OnnxModel:
+    """An onnxruntime session for the file, on the CPU, with `options.threads` threads in its pool (None: one per
+    physical core, onnxruntime's default, which ignores cgroup quotas and the other workers)."""
     verify_digest(path, options.sha256)
     onnxruntime = _runtime(path)
     session_options = onnxruntime.SessionOptions()
-    if intra_op_threads is not None:
-        session_options.intra_op_num_threads = intra_op_threads
+    if options.threads is not None:
+        session_options.intra_op_num_threads = options.threads
     try:
         session = onnxruntime.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime's own classes: InvalidProtobuf, InvalidGraph, NoSuchFile, Fail, ...

@@ -6,14 +6,16 @@ supervising parent's modules (supervise.py), which is forked before the server s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from scoring_runtime.config import Settings
 from scoring_runtime.serving.supervise import serve_single_worker
 
 __all__ = ["run", "serve_single_worker"]
 
 
-def run(settings: Settings, warnings: list[str] | None = None) -> int:
-    """Serve until stopped; the process's exit status (launch.py)."""
+def run(settings: Settings, warnings: list[str] | None = None, notes: Sequence[str] = ()) -> int:
+    """Serve until stopped; the process's exit status (launch.py). `notes` are logged at start-up."""
     from scoring_runtime.serving.launch import run as launch
 
-    return launch(settings, warnings)
+    return launch(settings, warnings, notes)

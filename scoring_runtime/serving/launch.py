@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from scoring_runtime._version import __version__
 from scoring_runtime.app import serves_models_only
@@ -16,7 +17,7 @@ from scoring_runtime.serving.workers import run_gunicorn
 logger = logging.getLogger("azmlinfsrv")
 
 
-def run(settings: Settings, warnings: list[str] | None = None) -> int:
+def run(settings: Settings, warnings: list[str] | None = None, notes: Sequence[str] = ()) -> int:
     """Serve until stopped; return the process exit code. A ConfigError found here is raised before anything starts."""
     script_path = settings.entry_script_path()
     override_dirs = (settings.app_root,) + ((script_path.parent,) if script_path else ())
@@ -32,6 +33,8 @@ def run(settings: Settings, warnings: list[str] | None = None) -> int:
     for warning in warnings or ():
         logger.warning(warning)
     _log_banner(settings)
+    for note in notes:
+        logger.info(note)
     # Key files are read and checked here, once: a bad one stops start-up before any port is bound or worker forked.
     auth = build_authenticator(settings)
     if settings.worker_count == 1:

@@ -275,6 +275,7 @@ def test_unsupported_element_types_are_refused_at_load(tmp_path: Path) -> None:
 
 def test_regressor_and_thread_setting(models: dict[str, Path]) -> None:
     regression = LinearRegression().fit(X32, X32[:, 0])
-    model = load_onnx(models["regressor"], "r", None, LoadOptions(), intra_op_threads=1)
+    model = load_onnx(models["regressor"], "r", None, LoadOptions(threads=1))
+    assert model._session.get_session_options().intra_op_num_threads == 1
     answer = model.score({"data": X32[:2].tolist()}).value
     np.testing.assert_allclose(np.ravel(answer["variable"]), regression.predict(X32[:2]), rtol=1e-4)
