@@ -59,6 +59,12 @@ def _spin(seconds: float) -> str:
     return "spun"
 
 
+async def _started(threads: RunThreads) -> None:
+    """Until a thread has taken the job, before which there is nothing to stop (a fixed sleep can be too short)."""
+    while not threads.overdue(0.0):
+        await asyncio.sleep(0.001)
+
+
 # Under coverage on CPython 3.11 (the CI's measured run) calls are not interrupted: see interrupts.py.
 needs_interrupts = pytest.mark.skipif(interrupts.unavailable() is not None, reason=str(interrupts.unavailable()))
 
@@ -70,7 +76,7 @@ def test_an_overdue_python_call_is_interrupted_and_its_thread_kept() -> None:
         threads.start()
         try:
             future = threads.submit(_spin, 30.0)
-            await asyncio.sleep(0.05)
+            await _started(threads)
             future.set_exception(TimeoutError("the client's answer"))
             assert threads.stop_overdue(future, grace_s=5.0)
             after = await asyncio.wait_for(threads.submit(lambda: threading.current_thread().name), 2.0)
@@ -91,7 +97,7 @@ def test_a_call_blocked_in_c_is_abandoned_and_its_slot_gets_a_new_thread() -> No
         threads.start()
         try:
             future = threads.submit(release.wait, 30.0)
-            await asyncio.sleep(0.05)
+            await _started(threads)
             future.set_exception(TimeoutError())
             assert threads.stop_overdue(future, grace_s=0.05)
             after = await asyncio.wait_for(threads.submit(lambda: threading.current_thread().name), 2.0)
