@@ -189,3 +189,41 @@ print(traced())
     environment = {name: value for name, value in os.environ.items() if not name.startswith("COVERAGE")}
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30, env=environment)
     assert (done.returncode, done.stdout.strip()) == (0, "ran"), done.stderr
+
+
+@needs_interrupts
+def test_an_interrupted_call_runs_its_finally_clauses_every_time() -> None:
+    """What scripts rely on (a lock released by `with`): CPython 3.13 broke it in 133 of 300 tries, so it is not
+    interrupted there (interrupts.py); elsewhere the interrupt must always go through the handlers."""
+    outcomes = []
+    for _ in range(200):
+        inside, done = threading.Event(), threading.Event()
+        cleaned: list[str] = []
+
+        def loop(inside: threading.Event = inside, done: threading.Event = done, cleaned: list[str] = cleaned) -> None:
+            try:
+                try:
+                    inside.set()
+                    while not done.is_set():
+                        pass
+                finally:
+                    cleaned.append("finally")
+            except RunTimedOut:
+                pass
+
+        thread = threading.Thread(target=loop)
+        thread.start()
+        inside.wait()
+        assert interrupts.raise_in_thread(thread.ident or 0)
+        thread.join(5)
+        done.set()
+        outcomes.append(cleaned == ["finally"])
+    assert all(outcomes)
+
+
+def test_interrupts_are_refused_on_313_with_the_reason() -> None:
+    reason = interrupts.unavailable()
+    if sys.version_info >= (3, 13):
+        assert reason is not None and "3.13" in reason
+    elif reason is not None:
+        assert "tracer" in reason  # coverage on 3.11: the only other refusal on CPython
