@@ -30,6 +30,8 @@ from bench_servers import clean_env, free_port, http
 from bench_wrk import check_tools, run_wrk
 
 SCRIPT = """
+import json
+
 import numpy as np
 
 def init():
@@ -37,7 +39,7 @@ def init():
     weights = np.random.default_rng(0).standard_normal(({size}, {size}))
 
 def run(data):
-    rows = np.asarray(data["rows"], dtype=np.float64)
+    rows = np.asarray(json.loads(data)["rows"], dtype=np.float64)  # a plain run() gets the body as text
     hidden = np.tanh(rows @ weights)
     return float((hidden @ weights).sum())
 """
@@ -104,6 +106,8 @@ def measure(work: Path, workers: int, threads: str, cgroup: Path | None, duratio
         chosen = next((line.split("azmlinfsrv - ")[-1] for line in log.splitlines() if "Threads " in line), "?")
     finally:
         stop(process)
+    if result["errors_total"]:
+        raise RuntimeError(f"{result['errors_total']} errors from wrk: the server's log is in {work}")
     return {"rps": result["rps"], "p99_ms": result["p99_ms"], "errors": result["errors_total"], "log": chosen}
 
 
