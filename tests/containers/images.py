@@ -66,10 +66,10 @@ def image(name: str, extras: str = "") -> str:
     """The runtime image with `extras`, built unless an image of the same sources is there already."""
     dockerfile = ROOT / "base-images" / "runtime" / "Dockerfile"
     digest = source_digest(dockerfile, extras)
+    build_local.ensure_tools()  # before buildah is asked for the image: a fresh machine has neither tool
     found = inspect(name)
     if found and (found["Docker"]["config"].get("Labels") or {}).get(SOURCE_LABEL) == digest:
         return name
-    build_local.ensure_tools()
     build_local.build(dockerfile, name, {"EXTRAS": extras}, labels={SOURCE_LABEL: digest})
     return name
 
